@@ -1,0 +1,173 @@
+"""The task API on top of VL-JEPA: what ROS nodes and evaluation call (ROS-free).
+
+One predictor answers different questions about the recent frames by changing
+the query text; answers are ranked against Y-encoded candidate phrases::
+
+    wm = WorldModel(model, state_bank, action_bank, QueryTemplates(), window_frames=4)
+    wm.push_frame(rgb_uint8, stamp_s)      # backbone once per frame, cached
+    wm.state(top_k=3)                      # what is the scene state?
+    wm.action_between(before, after)       # which action linked two windows?
+    wm.predict_outcome("switch the lamp on")
+    wm.ask("is the lamp on?", ["yes", "no"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .models.vljepa import VLJEPA
+from .models.x_encoder import FrameFeatureCache, preprocess_frame
+from .models.y_encoder import PhraseBank
+
+
+@dataclass
+class QueryTemplates:
+    state: str = "what is on the table?"
+    action: str = "what action happened?"
+    outcome: str = "what happens if the robot does: {action}?"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "QueryTemplates":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Window:
+    features: torch.Tensor  # (T,C,g,g), oldest first
+    stamps: tuple[float, ...]  # seconds, one per frame
+
+
+@dataclass
+class Ranked:
+    """Candidates best first. scores: cosine similarity; probabilities: softmax(scores / temperature)."""
+
+    labels: list[str]
+    scores: list[float]
+    probabilities: list[float]
+    embedding: torch.Tensor = field(repr=False)  # (D,) the predicted embedding that was ranked
+
+    @property
+    def top(self) -> str:
+        return self.labels[0]
+
+
+class WorldModel:
+    def __init__(
+        self,
+        model: VLJEPA,
+        state_bank: list[str],
+        action_bank: list[str],
+        queries: QueryTemplates | None = None,
+        window_frames: int | None = None,
+        cache_frames: int = 64,
+        model_id: str = "",
+    ):
+        self.model = model.eval()
+        self.model_id = model_id  # from the checkpoint; tags every output downstream
+        self.queries = queries or QueryTemplates()
+        T = model.cfg.x_encoder.window_frames
+        self.window_frames = window_frames or T
+        if not 1 <= self.window_frames <= T:
+            raise ValueError(f"window_frames must be in [1, {T}] for this model")
+        self.cache = FrameFeatureCache(max(cache_frames, self.window_frames))
+        self._state_bank = PhraseBank(model.y_encoder, state_bank)
+        self._action_bank = PhraseBank(model.y_encoder, action_bank)
+        self._phrase_cache: dict[tuple[str, ...], PhraseBank] = {}
+
+    # ---- banks ----------------------------------------------------------------
+    @property
+    def state_bank(self) -> list[str]:
+        return self._state_bank.texts
+
+    @property
+    def action_bank(self) -> list[str]:
+        return self._action_bank.texts
+
+    def set_state_bank(self, texts: list[str]) -> None:
+        self._state_bank.texts = texts
+
+    def set_action_bank(self, texts: list[str]) -> None:
+        self._action_bank.texts = texts
+
+    # ---- stream ---------------------------------------------------------------
+    @torch.no_grad()
+    def push_frame(self, image_rgb_uint8: np.ndarray, stamp_s: float) -> None:
+        """Encode one camera frame (backbone runs once) and cache its features."""
+        x = preprocess_frame(image_rgb_uint8, self.model.cfg.x_encoder.image_size)
+        self.cache.push(stamp_s, self.model.encode_frames(x[None].to(self.model.device))[0])
+
+    def window(self, until_s: float | None = None) -> Window:
+        """The last ``window_frames`` cached frames (at or before ``until_s``)."""
+        feats, stamps = self.cache.latest(self.window_frames, until_s)
+        return Window(feats, tuple(stamps))
+
+    # ---- queries --------------------------------------------------------------
+    def _features(self, window: Window | torch.Tensor | None) -> torch.Tensor:
+        if window is None:
+            window = self.window()
+        f = window.features if isinstance(window, Window) else window
+        return f[None] if f.ndim == 4 else f  # (1,T,C,g,g)
+
+    @torch.no_grad()
+    def embed(self, query: str, window: Window | torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted (D,) embedding of the answer to ``query`` for the window (default: current)."""
+        return self.model.predict(self._features(window), [query])[0]
+
+    def _rank(self, embedding: torch.Tensor, bank: PhraseBank, top_k: int | None = None) -> Ranked:
+        scores = bank.embeddings @ embedding  # (N,)
+        probs = torch.softmax(scores / self.model.temperature.detach(), dim=0)
+        order = torch.argsort(scores, descending=True)[: top_k or len(bank)]
+        texts = bank.texts
+        return Ranked(
+            labels=[texts[i] for i in order.tolist()],
+            scores=scores[order].tolist(),
+            probabilities=probs[order].tolist(),
+            embedding=embedding,
+        )
+
+    def _bank_for(self, candidates: list[str] | None, default: PhraseBank) -> PhraseBank:
+        if candidates is None:
+            return default
+        key = tuple(candidates)
+        bank = self._phrase_cache.get(key)
+        if bank is None:
+            if len(self._phrase_cache) > 256:  # candidates come from callers; keep the cache bounded
+                self._phrase_cache.clear()
+            bank = self._phrase_cache[key] = PhraseBank(self.model.y_encoder, list(candidates))
+        return bank
+
+    @torch.no_grad()
+    def state(self, top_k: int = 5, window: Window | torch.Tensor | None = None) -> Ranked:
+        return self._rank(self.embed(self.queries.state, window), self._state_bank, top_k)
+
+    @torch.no_grad()
+    def action_between(
+        self,
+        before_window: Window | torch.Tensor,
+        after_window: Window | torch.Tensor,
+        candidates: list[str] | None = None,
+    ) -> Ranked:
+        """Which action links ``before_window`` to ``after_window`` (WorldPrediction-style)."""
+        emb = self.model.predict(
+            self._features(after_window), [self.queries.action], before_window_features=self._features(before_window)
+        )[0]
+        return self._rank(emb, self._bank_for(candidates, self._action_bank))
+
+    @torch.no_grad()
+    def predict_outcome(
+        self, action: str, candidates: list[str] | None = None, window: Window | torch.Tensor | None = None
+    ) -> Ranked:
+        """Which state results if the robot does ``action`` from the window (default: current)."""
+        emb = self.embed(self.queries.outcome.format(action=action), window)
+        return self._rank(emb, self._bank_for(candidates, self._state_bank))
+
+    @torch.no_grad()
+    def ask(self, question: str, candidates: list[str], window: Window | torch.Tensor | None = None) -> Ranked:
+        """Discriminative VQA: rank ``candidates`` as answers to ``question``."""
+        return self._rank(self.embed(question, window), self._bank_for(candidates, self._state_bank))
