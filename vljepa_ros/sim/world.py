@@ -140,7 +140,7 @@ def _world_xml(shadow_size: int) -> str:
 <mujoco model="vljepa_tabletop">
   <option integrator="implicitfast"/>
   <visual>
-    <quality shadowsize="{shadow_size}"/>
+    <quality shadowsize="{shadow_size}" offsamples="0"/>
     <global offwidth="640" offheight="640"/>
     <headlight ambient="0.25 0.25 0.25" diffuse="0.3 0.3 0.3" specular="0.05 0.05 0.05"/>
   </visual>
