@@ -50,12 +50,16 @@ RUN := set +u; . $(VENV)/bin/activate; . install/setup.bash; set -u;
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export MUJOCO_GL ?= egl
 
-.PHONY: help deps build test demo lint clean distclean lock env-info
+.PHONY: help deps build test demo data train eval bench-model lint clean distclean lock env-info
 
 help:
 	@echo "make demo   - simulated camera -> perception -> semantic events, printed"
 	@echo "make test   - install what is missing, build, run the test suite"
 	@echo "make build  - venv + colcon build only"
+	@echo "make data   - generate the simulated tabletop dataset (data/tabletop)"
+	@echo "make train  - train the default model (config/train_tabletop.yaml) into vljepa_ros/assets/tabletop"
+	@echo "make eval   - evaluate the shipped model on the test split -> reports/eval.json"
+	@echo "make bench-model - per-stage CPU latency of the model -> reports/bench_model.json"
 	@echo "make clean  - remove build/ install/ log/ (keeps the venv)"
 	@echo "make distclean - also remove the venv ($(VENV))"
 
@@ -106,7 +110,33 @@ test: $(BUILD_STAMP)
 	@$(RUN) python -m pytest test $(PYTEST_ARGS)
 
 demo: $(BUILD_STAMP)
-	@$(RUN) python -m vljepa_ros.demo $(DEMO_ARGS)
+	@$(RUN) python -m vljepa_ros.ros.demo $(DEMO_ARGS)
+
+# ------------------------------------------------------- data / model -------
+# The data of the shipped model (docs/model_card.md): scripted episodes
+# (train/val/test, seed 0), shorter extra training episodes (seed 2) and static
+# scene snapshots (seed 1). About 40k frames, ~20 min on 2 cores.
+DATA        := data/tabletop
+GEN         := python -m vljepa_ros.data.generate --image-size 224 --workers 2
+VENV_RUN    := set +u; . $(VENV)/bin/activate; set -u;
+
+$(DATA)/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA) --episodes-train 16 --episodes-val 3 --episodes-test 6 --seed 0 --fps 15 --config config/sim_world.yaml
+$(DATA)_more/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_more --episodes-train 30 --episodes-val 0 --episodes-test 0 --seed 2 --fps 15 --config config/sim_more.yaml
+$(DATA)_scenes/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_scenes --episodes-train 4000 --episodes-val 0 --episodes-test 0 --seed 1 --fps 3 --config config/sim_scenes.yaml
+
+data: $(DATA)/meta.json $(DATA)_more/meta.json $(DATA)_scenes/meta.json
+
+train: data
+	@$(VENV_RUN) python -m vljepa_ros.train --config config/train_tabletop.yaml $(TRAIN_ARGS)
+
+eval: $(DATA)/meta.json
+	@$(VENV_RUN) python -m vljepa_ros.evaluate --data $(DATA) --split test --out reports/eval.json $(EVAL_ARGS)
+
+bench-model: $(VENV_STAMP)
+	@$(VENV_RUN) python tools/bench_model.py --json reports/bench_model.json
 
 env-info: $(VENV_STAMP)
 	@echo "venv: $(VENV) ($(ROS_MODE))"; $(VPY) -c "import torch; print('torch', torch.__version__)"

@@ -14,6 +14,15 @@ The package is two layers:
 
 __version__ = "0.1.0"
 
+import os as _os
+
+# OpenMP's default busy-wait makes torch's 2-thread inference 10-100x slower
+# whenever another process (the camera, the other node) is busy on a small
+# machine; passive waiting costs nothing measurable when it is idle. Only takes
+# effect if set before torch is first imported, which importing vljepa_ros
+# first ensures for the nodes and tools; a user's own value wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # The generated vljepa_ros.msg/.srv live in the colcon install, the
 # hand-written modules in the source tree too; when both are on sys.path (tests
 # run from the checkout) the package spans both directories.

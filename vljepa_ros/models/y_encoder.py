@@ -42,6 +42,11 @@ class YEncoder(nn.Module):
             b.requires_grad_(train_top and i >= n_frozen)
         self.head.requires_grad_(train_top)
         self.n_frozen = n_frozen if train_top else len(blocks)
+        # text -> pooled output of the frozen trunk, used when no MiniLM layer
+        # trains (only the head): then that output never changes, and caching
+        # it removes the six-layer forward from every training step.
+        self._trunk_cache: dict[str, torch.Tensor] = {}
+        self.trunk_cache_size = 500_000
 
     def forward_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # ids/mask (B,L) -> (B,D) unit norm
@@ -54,9 +59,25 @@ class YEncoder(nn.Module):
         return F.normalize(self.head(masked_mean(x, mask)), dim=-1)
 
     def forward(self, texts: list[str]) -> torch.Tensor:
-        ids, mask = tokenize(self.tokenizer, texts, self.cfg.max_length)
+        # B texts -> (B,D) unit norm
         dev = self.head.weight.device
-        return self.forward_ids(ids.to(dev), mask.to(dev))
+        if self.n_frozen < len(self.blocks):
+            ids, mask = tokenize(self.tokenizer, texts, self.cfg.max_length)
+            return self.forward_ids(ids.to(dev), mask.to(dev))
+        missing = sorted({t for t in texts if t not in self._trunk_cache})
+        if missing:
+            ids, mask = tokenize(self.tokenizer, missing, self.cfg.max_length)
+            ids, mask = ids.to(dev), mask.to(dev)
+            with torch.no_grad():
+                x = self.text_embeddings(ids)
+                for b in self.blocks:
+                    x = b(x, mask)
+                pooled = masked_mean(x, mask)  # (M,W)
+            if len(self._trunk_cache) + len(missing) > self.trunk_cache_size:
+                self._trunk_cache.clear()
+            self._trunk_cache.update(zip(missing, pooled))
+        pooled = torch.stack([self._trunk_cache[t] for t in texts])  # (B,W)
+        return F.normalize(self.head(pooled), dim=-1)
 
     def version(self) -> int:
         """Changes whenever a trainable Y-encoder tensor is modified in place

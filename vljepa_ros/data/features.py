@@ -1,0 +1,75 @@
+"""Cached frozen-backbone features, so CPU training touches each frame once.
+
+The X-encoder's backbone is frozen, so its output for a frame never changes
+during training. ``load_features`` runs it once over a split and stores the
+pooled feature maps per episode in a safetensors file next to the data:
+
+    <root>/cache/features-<split>-<backbone>-<size>px-g<grid>.safetensors
+        <episode>: (N_frames, C, g, g) float16
+
+The file's metadata records the frame count of every episode and the dataset's
+creation stamp; a cache that does not match the dataset is recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+from tqdm import tqdm
+
+from ..models.x_encoder import XEncoder, preprocess_frame
+from .dataset import Dataset
+
+
+def cache_path(dataset: Dataset, x_encoder: XEncoder) -> str:
+    cfg = x_encoder.cfg
+    name = f"features-{dataset.split}-{cfg.backbone}-{cfg.image_size}px-g{cfg.grid}.safetensors"
+    return os.path.join(dataset.root, "cache", name)
+
+
+def _signature(dataset: Dataset) -> dict:
+    counts = {ep: len(dataset.episode_frames(ep)) for ep in dataset.episodes()}
+    return {"created": str(dataset.meta.get("created", "")), "counts": counts}
+
+
+@torch.no_grad()
+def load_features(dataset: Dataset, x_encoder: XEncoder, batch_size: int = 32,
+                  progress: bool = True) -> dict[str, torch.Tensor]:
+    """episode -> (N, C, g, g) float16 backbone features, from cache or computed."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = cache_path(dataset, x_encoder)
+    signature = _signature(dataset)
+    if os.path.exists(path):
+        with safe_open(path, "pt") as f:
+            if json.loads((f.metadata() or {}).get("signature", "null")) == signature:
+                return {ep: f.get_tensor(ep) for ep in signature["counts"]}
+    size = x_encoder.cfg.image_size
+    out: dict[str, torch.Tensor] = {}
+    total = sum(signature["counts"].values())
+    bar = tqdm(total=total, desc=f"backbone features ({dataset.split}, {size}px)", unit="frame",
+               disable=not progress)
+    # PNG decoding releases the GIL: decode the next batch while the backbone runs.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for ep in dataset.episodes():
+            frames = dataset.episode_frames(ep)
+            chunks = [frames[i:i + batch_size] for i in range(0, len(frames), batch_size)]
+            load = lambda chunk: torch.stack([preprocess_frame(dataset.image(f), size) for f in chunk])  # noqa: E731
+            feats = []
+            pending = pool.submit(load, chunks[0]) if chunks else None
+            for k in range(len(chunks)):
+                images = pending.result()
+                pending = pool.submit(load, chunks[k + 1]) if k + 1 < len(chunks) else None
+                feats.append(x_encoder.encode_frames(images).to(torch.float16))
+                bar.update(len(images))
+            out[ep] = torch.cat(feats)
+    bar.close()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    save_file({ep: t.contiguous() for ep, t in out.items()}, tmp, metadata={"signature": json.dumps(signature)})
+    os.replace(tmp, path)
+    return out

@@ -1,0 +1,156 @@
+"""The training and evaluation tasks, built from one split of the dataset.
+
+Every task is (visual window(s), query text) -> answer text, so one predictor
+learns all of them through the same InfoNCE loss (VL-JEPA: no architecture
+change per task):
+
+    state     window                 + state query            -> state caption (a paraphrase)
+    action    window before + after  + action query           -> action text (a paraphrase)
+    outcome   window before          + "what happens if: a?"  -> caption of the state after
+    yes/no    window                 + a yes/no question       -> "yes" | "no"
+
+Answers that mean the same thing share a target id, so a paraphrase of the
+positive is never used as a negative by the loss.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from ..sim.captions import COLOURS, SHAPES
+from .dataset import Dataset
+
+# Query wordings seen in training; the first of each is what inference uses.
+STATE_QUERIES = ("what is on the table?", "describe the scene.", "what is the state of the scene?")
+ACTION_QUERIES = ("what action happened?", "what did the robot do?", "which action changed the scene?")
+OUTCOME_TEMPLATES = ("what happens if the robot does: {action}?", "what will the scene look like after: {action}?")
+
+
+def yes_no_questions(state: dict, rng: random.Random) -> tuple[str, str]:
+    """One (question, answer) about a frame's state, balanced yes/no."""
+    kind = rng.random()
+    if kind < 0.35:
+        lamp_on = bool(state["lamp_on"])
+        if rng.random() < 0.5:
+            return "is the lamp on?", "yes" if lamp_on else "no"
+        return "is the room dark?", "no" if lamp_on else "yes"
+    present = {(o["colour"], o["shape"]) for o in state.get("objects", [])}
+    if present and rng.random() < 0.5:
+        colour, shape = rng.choice(sorted(present))
+    else:
+        colour, shape = rng.choice(COLOURS), rng.choice(SHAPES)
+    return f"is there a {colour} {shape} on the table?", "yes" if (colour, shape) in present else "no"
+
+
+@dataclass
+class Batch:
+    windows: torch.Tensor            # (B,T,C,g,g) float32
+    before: torch.Tensor | None      # (B_action,T,C,g,g): the action samples are the first B_action rows
+    queries: list[str]
+    targets: list[str]
+    target_ids: torch.Tensor         # (B,) equal ids = same meaning
+
+
+class SplitTasks:
+    """Index of one split: features per episode, frame records, transitions."""
+
+    def __init__(self, dataset: Dataset, features: dict[str, torch.Tensor], window_frames: int):
+        self.dataset = dataset
+        self.features = features
+        self.T = window_frames
+        self.frames = {ep: [f.record for f in dataset.episode_frames(ep)] for ep in dataset.episodes()}
+        for ep, recs in self.frames.items():
+            if features[ep].shape[0] != len(recs):
+                raise ValueError(f"features of episode {ep} do not match its frames")
+        self.frame_keys = [(ep, i) for ep, recs in self.frames.items() for i in range(len(recs))]
+        # Transitions usable for action/outcome: a static stretch before and after.
+        self.transitions = [t for t in dataset.transitions() if t.get("before_frames") and t.get("after_frames")]
+        self._ids: dict[tuple[str, str], int] = {}
+
+    def merge(self, other: "SplitTasks", prefix: str) -> None:
+        """Add another source's episodes (e.g. static scene snapshots) under
+        ``prefix/`` so the tasks sample from both."""
+        if other.T != self.T:
+            raise ValueError("sources must use the same window size")
+        for ep, recs in other.frames.items():
+            key = f"{prefix}/{ep}"
+            self.frames[key] = recs
+            self.features[key] = other.features[ep]
+            self.frame_keys += [(key, i) for i in range(len(recs))]
+        self.transitions += [dict(t, episode=f"{prefix}/{t['episode']}") for t in other.transitions]
+
+    # ---- windows ---------------------------------------------------------------
+    def window(self, episode: str, end: int) -> torch.Tensor:
+        """(T,C,g,g) frames end-T+1..end; the first frame repeats at an episode start."""
+        idx = [max(0, end - k) for k in range(self.T - 1, -1, -1)]
+        return self.features[episode][idx].float()
+
+    def before_end(self, tr: dict) -> int:
+        return tr["before_frames"][1]
+
+    def after_end(self, tr: dict) -> int:
+        # A full window of settled frames after the change (or as many as there are).
+        c, d = tr["after_frames"]
+        return min(d, c + self.T - 1)
+
+    def record(self, episode: str, index: int) -> dict:
+        return self.frames[episode][index]
+
+    # ---- targets ---------------------------------------------------------------
+    def target_id(self, kind: str, canonical: str) -> int:
+        return self._ids.setdefault((kind, canonical), len(self._ids))
+
+    # ---- sampling (training) ----------------------------------------------------
+    def sample(self, batch_size: int, weights: dict[str, float], rng: random.Random) -> Batch:
+        kinds = list(weights)
+        counts = {k: int(batch_size * weights[k] / sum(weights.values())) for k in kinds}
+        counts[kinds[0]] += batch_size - sum(counts.values())
+        if not self.transitions:
+            counts["state"] += counts.pop("action", 0) + counts.pop("outcome", 0)
+        windows, befores, queries, targets, ids = [], [], [], [], []
+
+        for _ in range(counts.get("action", 0)):  # action rows first (they carry a before window)
+            tr = rng.choice(self.transitions)
+            ep = tr["episode"]
+            c, d = tr["after_frames"]
+            after = rng.randint(min(d, c + self.T - 1), min(d, c + self.T - 1 + 8))
+            befores.append(self.window(ep, rng.randint(max(tr["before_frames"][0], self.before_end(tr) - 8),
+                                                       self.before_end(tr))))
+            windows.append(self.window(ep, after))
+            queries.append(rng.choice(ACTION_QUERIES))
+            targets.append(rng.choice([tr["action"], *tr.get("action_paraphrases", [])]))
+            ids.append(self.target_id("action", tr["action"]))
+        for _ in range(counts.get("outcome", 0)):
+            tr = rng.choice(self.transitions)
+            ep = tr["episode"]
+            end = rng.randint(max(tr["before_frames"][0], self.before_end(tr) - 8), self.before_end(tr))
+            after = self.record(ep, tr["after_frames"][0])
+            windows.append(self.window(ep, end))
+            action = rng.choice([tr["action"], *tr.get("action_paraphrases", [])])
+            queries.append(rng.choice(OUTCOME_TEMPLATES).format(action=action))
+            targets.append(rng.choice([after["caption"], *after.get("paraphrases", [])]))
+            ids.append(self.target_id("state", after["caption"]))
+        for _ in range(counts.get("state", 0)):
+            ep, i = rng.choice(self.frame_keys)
+            rec = self.record(ep, i)
+            windows.append(self.window(ep, i))
+            queries.append(rng.choice(STATE_QUERIES))
+            targets.append(rng.choice([rec["caption"], *rec.get("paraphrases", [])]))
+            ids.append(self.target_id("state", rec["caption"]))
+        for _ in range(counts.get("yesno", 0)):
+            ep, i = rng.choice(self.frame_keys)
+            question, answer = yes_no_questions(self.record(ep, i)["state"], rng)
+            windows.append(self.window(ep, i))
+            queries.append(question)
+            targets.append(answer)
+            ids.append(self.target_id("answer", answer))
+        return Batch(
+            windows=torch.stack(windows),
+            before=torch.stack(befores) if befores else None,
+            queries=queries,
+            targets=targets,
+            target_ids=torch.tensor(ids),
+        )

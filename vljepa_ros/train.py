@@ -1,0 +1,316 @@
+"""`vljepa-train`: train VL-JEPA on a dataset in the vljepa_ros format.
+
+    vljepa-train --config config/train_tabletop.yaml [--resume] [--device auto|cpu|cuda]
+
+Phases
+  1. backbone features of every frame, cached on disk (the backbone is frozen)
+  2. multi-task InfoNCE training of X-encoder projection + predictor + Y-encoder
+     top layers (state, action, outcome, yes/no; see data/tasks.py), with
+     periodic validation and resumable checkpoints
+  3. text-only training of the generative Y-decoder to invert the (now fixed)
+     Y-encoder, with noise on the conditioning embedding
+  4. the final checkpoint: trained parts only, fp16 safetensors + config.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+
+@dataclass
+class TrainConfig:
+    name: str = "tabletop"
+    data: str = "data/tabletop"
+    extra_data: list = field(default_factory=list)  # more dataset roots whose train split joins training
+    out: str = "runs/tabletop"              # working dir: resumable state, logs
+    export: str | None = None               # also write the final checkpoint here (e.g. the shipped asset)
+    seed: int = 0
+    device: str = "auto"                    # auto | cpu | cuda
+    threads: int = 2
+    model: dict = field(default_factory=dict)    # VLJEPAConfig overrides, e.g. {x_encoder: {image_size: 160}}
+    steps: int = 3000
+    batch_size: int = 96
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 150
+    task_weights: dict = field(default_factory=lambda: {"state": 0.45, "action": 0.2, "outcome": 0.2, "yesno": 0.15})
+    val_every: int = 500
+    val_items: int = 300
+    save_every: int = 500
+    decoder: dict = field(default_factory=dict)  # GenerativeDecoderConfig overrides
+    decoder_steps: int = 3000
+    decoder_batch_size: int = 128
+    decoder_lr: float = 1e-3
+
+    @classmethod
+    def from_yaml(cls, path: str) -> "TrainConfig":
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        return cls(**raw)
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for k, v in overrides.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("vljepa-train: --device cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
+                                       stderr=subprocess.DEVNULL, cwd=Path(__file__).parent).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+# ---- resumable training state (no pickle: tensors in safetensors, the rest JSON) ----
+def _save_state(path: Path, model, optimizer, step: int, rng: random.Random, history: list) -> None:
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.trained_state_dict().items()}
+    state = optimizer.state_dict()
+    for i, s in state["state"].items():
+        for k, v in s.items():
+            tensors[f"opt.{i}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
+    tensors["torch_rng"] = torch.get_rng_state()
+    save_file(tensors, str(path / "state.safetensors.tmp"))
+    os.replace(path / "state.safetensors.tmp", path / "state.safetensors")
+    meta = {"step": step, "python_rng": repr(rng.getstate()), "history": history,
+            "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in state["param_groups"]]}
+    (path / "state.json").write_text(json.dumps(meta))
+
+
+def _load_state(path: Path, model, optimizer, rng: random.Random) -> tuple[int, list]:
+    import ast
+
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path / "state.safetensors"))
+    meta = json.loads((path / "state.json").read_text())
+    own = dict(model.named_parameters())
+    with torch.no_grad():
+        for k, v in tensors.items():
+            if k.startswith("model."):
+                own[k[len("model."):]].copy_(v)
+    opt_state = optimizer.state_dict()
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            opt_state["state"].setdefault(int(i), {})[name] = v
+    optimizer.load_state_dict(opt_state)
+    torch.set_rng_state(tensors["torch_rng"])
+    rng.setstate(ast.literal_eval(meta["python_rng"]))
+    return int(meta["step"]), list(meta["history"])
+
+
+def train_ds_frames(tasks) -> list:
+    """Frame records of the main dataset's episodes (not the merged extra sources)."""
+    return [recs for ep, recs in tasks.frames.items() if "/" not in ep]
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    from .checkpoint import save_checkpoint
+    from .data.dataset import Dataset
+    from .data.features import load_features
+    from .data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks
+    from .evaluate import evaluate
+    from .models.vljepa import VLJEPA, VLJEPAConfig
+    from .models.y_decoder import GenerativeDecoder, GenerativeDecoderConfig, generative_decoder_loss
+    from .reporting import machine_info
+
+    t_start = time.time()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    device = _device(cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    model_cfg = VLJEPAConfig.from_dict(_merge(VLJEPAConfig().to_dict(), cfg.model))
+    model = VLJEPA(model_cfg)
+    print(f"[train] model: {model.parameter_counts()} parameters (trainable / frozen / saved)")
+
+    # 1. cached backbone features
+    train_ds, val_ds = Dataset(cfg.data, "train"), Dataset(cfg.data, "val")
+    T = model_cfg.x_encoder.window_frames
+    train_tasks = SplitTasks(train_ds, load_features(train_ds, model.x_encoder, progress=progress), T)
+    val_tasks = SplitTasks(val_ds, load_features(val_ds, model.x_encoder, progress=progress), T)
+    for root in cfg.extra_data:
+        extra_ds = Dataset(root, "train")
+        train_tasks.merge(SplitTasks(extra_ds, load_features(extra_ds, model.x_encoder, progress=progress), T),
+                          prefix=Path(root).name)
+    print(f"[train] data: {len(train_ds)} train frames / {len(train_tasks.transitions)} transitions, "
+          f"{len(val_ds)} val frames, {len(train_tasks.frame_keys)} train frames with extra data "
+          f"({time.time() - t_start:.0f}s)")
+
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.param_groups(cfg.lr, cfg.weight_decay))
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    step, history = 0, []
+    if resume and (out / "state" / "state.json").exists():
+        step, history = _load_state(out / "state", model, optimizer, rng)
+        print(f"[train] resumed at step {step}")
+
+    # 2. multi-task InfoNCE
+    model.train()
+    model.x_encoder.backbone.eval()  # frozen: keep its batch-norm statistics
+    bar = tqdm(range(step, cfg.steps), desc="train", initial=step, total=cfg.steps, disable=not progress)
+    running = None
+    for step in bar:
+        for g, base in zip(optimizer.param_groups, base_lrs):
+            g["lr"] = base * _lr_factor(step, cfg)
+        batch = train_tasks.sample(cfg.batch_size, cfg.task_weights, rng)
+        n_action = 0 if batch.before is None else batch.before.shape[0]
+        windows = batch.windows.to(device)
+        preds = []
+        if n_action:
+            preds.append(model.predict(windows[:n_action], batch.queries[:n_action], batch.before.to(device)))
+        if n_action < len(batch.queries):
+            preds.append(model.predict(windows[n_action:], batch.queries[n_action:]))
+        pred = torch.cat(preds)
+        loss = model.loss_fn(pred, model.encode_text(batch.targets), batch.target_ids.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
+        optimizer.step()
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        bar.set_postfix(loss=f"{running:.3f}", temp=f"{model.temperature.item():.3f}")
+        last = step + 1 == cfg.steps
+        if (step + 1) % cfg.val_every == 0 or last:
+            model.eval()
+            metrics = evaluate(model.cpu() if device.type != "cpu" else model, val_tasks,
+                               max_items=cfg.val_items, seed=cfg.seed)
+            model.to(device).train()
+            model.x_encoder.backbone.eval()
+            entry = {"step": step + 1, "loss": round(running, 4),
+                     **{k: round(metrics[k], 4) for k in ("state_top1", "action_top1", "outcome_top1",
+                                                          "retrieval_r1", "yesno_acc") if k in metrics}}
+            history.append(entry)
+            tqdm.write(f"[val] {entry}")
+        if (step + 1) % cfg.save_every == 0 or last:
+            _save_state(out / "state", model, optimizer, step + 1, rng, history)
+    model.eval().cpu()
+    t_model = time.time() - t_start
+
+    # 3. generative Y-decoder, text-only, on the fixed Y-encoder
+    texts = sorted({t for recs in train_tasks.frames.values() for r in recs for t in [r["caption"], *r.get("paraphrases", [])]}
+                   | {t for tr in train_tasks.transitions for t in [tr["action"], *tr.get("action_paraphrases", [])]})
+    dec_cfg = GenerativeDecoderConfig(**_merge(dataclasses.asdict(GenerativeDecoderConfig(
+        embed_dim=model_cfg.embed_dim)), cfg.decoder))
+    decoder = GenerativeDecoder.from_texts(dec_cfg, texts, model.tokenizer)
+    with torch.no_grad():
+        text_emb = torch.cat([model.encode_text(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+    enc = model.tokenizer(texts, padding=True, truncation=True, max_length=dec_cfg.max_len + 2, return_tensors="pt")
+    token_ids = enc["input_ids"]
+    dec_opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.decoder_lr, weight_decay=0.01)
+    decoder.train()
+    dbar = tqdm(range(cfg.decoder_steps), desc="y-decoder", disable=not progress)
+    drunning = None
+    for dstep in dbar:
+        for g in dec_opt.param_groups:
+            g["lr"] = cfg.decoder_lr * 0.5 * (1 + math.cos(math.pi * dstep / cfg.decoder_steps))
+        idx = torch.randint(len(texts), (cfg.decoder_batch_size,))
+        dloss = generative_decoder_loss(decoder, text_emb[idx], token_ids[idx])
+        dec_opt.zero_grad(set_to_none=True)
+        dloss.backward()
+        dec_opt.step()
+        drunning = dloss.item() if drunning is None else 0.95 * drunning + 0.05 * dloss.item()
+        dbar.set_postfix(loss=f"{drunning:.3f}")
+    decoder.eval()
+
+    # 4. final checkpoint + validation with the decoder
+    val = evaluate(model, val_tasks, decoder, max_items=cfg.val_items, seed=cfg.seed)
+    provenance = {
+        "command": "vljepa-train --config <config>",
+        "train_config": dataclasses.asdict(cfg),
+        "git_commit": _git_commit(),
+        "data": {"root": cfg.data, "meta": train_ds.meta, "train_frames": len(train_ds), "val_frames": len(val_ds),
+                 "extra_data": cfg.extra_data, "train_frames_total": len(train_tasks.frame_keys)},
+        "history": history,
+        "val": {k: v for k, v in val.items() if isinstance(v, (int, float))},
+        "train_seconds": round(time.time() - t_start, 1),
+        "model_seconds": round(t_model, 1),
+        "machine": machine_info(),
+    }
+    queries = {"state": STATE_QUERIES[0], "action": ACTION_QUERIES[0], "outcome": OUTCOME_TEMPLATES[0]}
+    # Default banks of the shipped model (a user sets their own as parameters):
+    # every state with at most one object, the settled states of the train/val
+    # episodes, and every legal action of the tabletop world.
+    from .sim.captions import _all_actions, action_text, state_bank as enumerate_states
+
+    episode_states = {r["caption"] for recs in [*train_ds_frames(train_tasks), *val_tasks.frames.values()]
+                      for r in recs if not r.get("arm_moving")}
+    state_bank = sorted(set(enumerate_states(max_objects=1)) | episode_states)
+    action_bank = sorted({action_text(a) for a in _all_actions()})
+    banks = {"state": state_bank, "action": action_bank}
+    targets = [out / "final"] + ([Path(cfg.export)] if cfg.export else [])
+    model_id = None
+    for target in targets:
+        model_id = save_checkpoint(target, model, name=cfg.name, decoder=decoder, queries=queries,
+                                   phrase_banks=banks, provenance=provenance, dtype="fp16")
+        print(f"[train] wrote {target} ({model_id})")
+    print(f"[train] validation: " + ", ".join(f"{k}={v:.3f}" for k, v in val.items()
+                                               if isinstance(v, float)))
+    print(f"[train] total {time.time() - t_start:.0f}s")
+    return {"model_id": model_id, "val": val, "history": history}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="vljepa-train", description="Train VL-JEPA (see module docstring).")
+    parser.add_argument("--config", default="config/train_tabletop.yaml", help="YAML training config")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/state if present")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
+    parser.add_argument("--steps", type=int, help="override the config's steps (smoke runs)")
+    parser.add_argument("--decoder-steps", type=int, help="override decoder_steps")
+    parser.add_argument("--data", help="override the dataset root")
+    parser.add_argument("--out", help="override the working directory")
+    parser.add_argument("--export", help="override the export directory ('' = none)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = TrainConfig.from_yaml(args.config)
+    for key in ("device", "steps", "data", "out", "export"):
+        if getattr(args, key) is not None:
+            setattr(cfg, key, getattr(args, key) or None)
+    if args.decoder_steps is not None:
+        cfg.decoder_steps = args.decoder_steps
+    train(cfg, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
