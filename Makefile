@@ -114,8 +114,9 @@ demo: $(BUILD_STAMP)
 
 # ------------------------------------------------------- data / model -------
 # The data of the shipped model (docs/model_card.md): scripted episodes
-# (train/val/test, seed 0), shorter extra training episodes (seed 2) and static
-# scene snapshots (seed 1). About 40k frames, ~20 min on 2 cores.
+# (train/val/test, seed 0), shorter extra training episodes (seed 2), static
+# scene snapshots (seed 1) and one-change before/after snippets (seed 3).
+# About 52k frames, ~20 min on 2 cores.
 DATA        := data/tabletop
 GEN         := python -m vljepa_ros.data.generate --image-size 224 --workers 2
 VENV_RUN    := set +u; . $(VENV)/bin/activate; set -u;
@@ -127,7 +128,10 @@ $(DATA)_more/meta.json: | $(VENV_STAMP)
 $(DATA)_scenes/meta.json: | $(VENV_STAMP)
 	@$(VENV_RUN) $(GEN) --out $(DATA)_scenes --episodes-train 4000 --episodes-val 0 --episodes-test 0 --seed 1 --fps 3 --config config/sim_scenes.yaml
 
-data: $(DATA)/meta.json $(DATA)_more/meta.json $(DATA)_scenes/meta.json
+$(DATA)_pairs/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_pairs --episodes-train 1500 --episodes-val 0 --episodes-test 0 --seed 3 --fps 3 --config config/sim_pairs.yaml
+
+data: $(DATA)/meta.json $(DATA)_more/meta.json $(DATA)_scenes/meta.json $(DATA)_pairs/meta.json
 
 train: data
 	@$(VENV_RUN) python -m vljepa_ros.train --config config/train_tabletop.yaml $(TRAIN_ARGS)

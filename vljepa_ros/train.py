@@ -47,7 +47,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.01
     warmup_steps: int = 150
-    task_weights: dict = field(default_factory=lambda: {"state": 0.45, "action": 0.2, "outcome": 0.2, "yesno": 0.15})
+    task_weights: dict = field(default_factory=lambda: {"state": 0.4, "action": 0.2, "outcome": 0.1, "imagined": 0.15, "yesno": 0.15})
     val_every: int = 500
     val_items: int = 300
     save_every: int = 500

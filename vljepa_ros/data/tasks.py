@@ -7,6 +7,10 @@ change per task):
     state     window                 + state query            -> state caption (a paraphrase)
     action    window before + after  + action query           -> action text (a paraphrase)
     outcome   window before          + "what happens if: a?"  -> caption of the state after
+    imagined  any static window      + "what happens if: a?"  -> caption of apply_action(state, a)
+              (a world-model sample without rendering the after frames: the
+              simulator's state is symbolic, so every legal push, removal or
+              lamp switch of every static frame is a training example)
     yes/no    window                 + a yes/no question       -> "yes" | "no"
 
 Answers that mean the same thing share a target id, so a paraphrase of the
@@ -20,7 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..sim.captions import COLOURS, SHAPES
+from ..sim.captions import COLOURS, SHAPES, _all_actions, action_paraphrases, action_text, apply_action, state_caption, \
+    state_paraphrases
 from .dataset import Dataset
 
 # Query wordings seen in training; the first of each is what inference uses.
@@ -68,6 +73,10 @@ class SplitTasks:
         self.frame_keys = [(ep, i) for ep, recs in self.frames.items() for i in range(len(recs))]
         # Transitions usable for action/outcome: a static stretch before and after.
         self.transitions = [t for t in dataset.transitions() if t.get("before_frames") and t.get("after_frames")]
+        held_out = {tuple(x) for x in dataset.meta.get("held_out_compositions", [])}
+        # Actions whose result the text fully determines ("place" does not say where).
+        self.imaginable_actions = [a for a in _all_actions() if a["kind"] != "place"
+                                   and (a.get("colour"), a.get("shape")) not in held_out]
         self._ids: dict[tuple[str, str], int] = {}
 
     def merge(self, other: "SplitTasks", prefix: str) -> None:
@@ -133,6 +142,21 @@ class SplitTasks:
             queries.append(rng.choice(OUTCOME_TEMPLATES).format(action=action))
             targets.append(rng.choice([after["caption"], *after.get("paraphrases", [])]))
             ids.append(self.target_id("state", after["caption"]))
+        for _ in range(counts.get("imagined", 0)):
+            while True:
+                ep, i = rng.choice(self.frame_keys)
+                rec = self.record(ep, i)
+                if rec.get("state") and not rec.get("arm_moving"):
+                    action = rng.choice(self.imaginable_actions)
+                    after = apply_action(rec["state"], action)
+                    if after is not None:
+                        break
+            windows.append(self.window(ep, i))
+            text = rng.choice([action_text(action), *action_paraphrases(action, 3, seed=rng.randrange(1 << 30))])
+            queries.append(rng.choice(OUTCOME_TEMPLATES).format(action=text))
+            caption = state_caption(after)
+            targets.append(rng.choice([caption, *state_paraphrases(after, 3, seed=rng.randrange(1 << 30))]))
+            ids.append(self.target_id("state", caption))
         for _ in range(counts.get("state", 0)):
             ep, i = rng.choice(self.frame_keys)
             rec = self.record(ep, i)

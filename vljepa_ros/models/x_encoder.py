@@ -39,6 +39,8 @@ def preprocess_frame(image: np.ndarray, image_size: int) -> torch.Tensor:
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected uint8 RGB array (H,W,3), got {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+    if not image.flags.writeable:  # e.g. a view of a ROS message buffer: torch wants writable memory
+        image = image.copy()
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()  # (1,3,H,W) 0..255
     if x.shape[-2:] != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
