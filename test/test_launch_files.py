@@ -1,0 +1,120 @@
+"""The launch files: always compiled and statically checked; loaded with the
+ROS launch tools where they are installed.
+
+Note: from the repository root, ``import launch`` succeeds even without the ROS
+launch package (the ``launch/`` directory is an implicit namespace package),
+so availability is decided on ``launch.actions`` and ``launch_ros``.
+"""
+import ast
+import importlib
+import pathlib
+import py_compile
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LAUNCH = ROOT / "launch"
+
+EXPECTED = {
+    "perception.launch.py": {
+        "arguments": {"image_topic", "params_file", "model_path", "namespace", "use_sim_time",
+                      "image_transport"},
+        "executables": {"perception_node", "decoder_node"},
+        "defaults": {"image_topic": "/camera/image_raw", "model_path": "", "namespace": "",
+                     "use_sim_time": "false", "image_transport": "raw"},
+    },
+    "sim_demo.launch.py": {
+        "arguments": {"episode_seed", "fps", "image_size"},
+        "executables": {"sim_camera_node"},
+        "defaults": {"episode_seed": "0", "fps": "15.0", "image_size": "224"},
+    },
+}
+
+
+def _call_name(node: ast.Call) -> str:
+    f = node.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+
+
+def _kw(node: ast.Call, name: str):
+    for k in node.keywords:
+        if k.arg == name:
+            return k.value
+    return None
+
+
+def _parse(name):
+    tree = ast.parse((LAUNCH / name).read_text(), filename=name)
+    args, defaults, executables = set(), {}, set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if _call_name(node) == "DeclareLaunchArgument":
+            arg = node.args[0] if node.args else _kw(node, "name")
+            assert isinstance(arg, ast.Constant), f"{name}: argument names must be literals"
+            args.add(arg.value)
+            d = _kw(node, "default_value")
+            if isinstance(d, ast.Constant):
+                defaults[arg.value] = d.value
+        elif _call_name(node) == "Node":
+            exe = _kw(node, "executable")
+            assert isinstance(exe, ast.Constant), f"{name}: executable must be a literal"
+            executables.add(exe.value)
+    return tree, args, defaults, executables
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_launch_file_compiles(name, tmp_path):
+    py_compile.compile(str(LAUNCH / name), cfile=str(tmp_path / "out.pyc"), doraise=True)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_launch_file_declares_arguments_and_existing_executables(name):
+    tree, args, defaults, executables = _parse(name)
+    want = EXPECTED[name]
+    assert args == want["arguments"]
+    for arg, value in want["defaults"].items():
+        assert defaults.get(arg) == value, arg
+    assert executables == want["executables"]
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description"
+               for n in tree.body)
+    cmake = (ROOT / "CMakeLists.txt").read_text()
+    programs = re.search(r"install\(PROGRAMS(.*?)DESTINATION", cmake, re.S)
+    assert programs, "CMakeLists.txt has no install(PROGRAMS ...)"
+    for exe in executables:
+        assert (ROOT / "scripts" / exe).is_file(), f"scripts/{exe} missing"
+        assert f"scripts/{exe}" in programs.group(1).split(), f"scripts/{exe} not installed"
+
+
+def test_perception_launch_remaps_and_includes():
+    text = (LAUNCH / "perception.launch.py").read_text()
+    for remap in ('("image", image_topic)', '("image/compressed", [image_topic, "/compressed"])',
+                  '("embedding", "perception_node/embedding")', '("action", "perception_node/action")'):
+        assert remap in text
+    assert '"config", "perception.yaml"' in text
+    demo = (LAUNCH / "sim_demo.launch.py").read_text()
+    assert '"perception.launch.py"' in demo and '"use_sim_time": "true"' in demo
+    assert '"time_source": "sim"' in demo
+
+
+def _launch_tools():
+    try:
+        importlib.import_module("launch.actions")
+        importlib.import_module("launch.launch_description_sources")
+        importlib.import_module("launch_ros.actions")
+    except ImportError as exc:
+        pytest.skip(f"ROS launch tools not installed ({exc}): only the static checks ran; "
+                    "install ros-jazzy-launch-ros to load the launch files")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_launch_file_loads_with_ros_launch(name):
+    _launch_tools()
+    from launch.actions import DeclareLaunchArgument
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    source = PythonLaunchDescriptionSource(str(LAUNCH / name))
+    description = source.try_get_launch_description_without_context()
+    declared = {a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)}
+    assert declared == EXPECTED[name]["arguments"]

@@ -1,0 +1,248 @@
+"""perception_node with real rclpy over DDS: a scripted image sequence of the
+simulated tabletop goes in; embeddings, world states, services come out."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ros_messages_available
+
+pytestmark = pytest.mark.skipif(not ros_messages_available(), reason="messages not built (make build)")
+
+FRAMES = 75           # 5 s of camera time at 15 fps: a static stretch, then the first scripted change
+EPISODE_SEED = 11
+FPS = 15.0
+
+
+@pytest.fixture(scope="module")
+def episode():
+    """Frames and ground truth of the start of a held-out (test split) episode."""
+    from vljepa_ros.sim.captions import state_caption
+    from vljepa_ros.sim.episodes import EpisodeScript
+    from vljepa_ros.sim.world import TabletopWorld
+
+    script = EpisodeScript.generate(EPISODE_SEED, "test")
+    world = TabletopWorld()
+    frames = []
+    for i, t, rgb, truth in script.frames(world, 160, 160):
+        frames.append((t, rgb, state_caption(dict(truth.state(), arm=None)), truth.arm_moving))
+        if len(frames) == FRAMES:
+            break
+    world.close()
+    return script, frames
+
+
+@pytest.fixture(scope="module")
+def ros():
+    import rclpy
+
+    rclpy.init()
+    yield rclpy
+    rclpy.shutdown()
+
+
+class Harness:
+    """perception_node spinning in a background executor + a driver node."""
+
+    def __init__(self, rclpy, episode, **params):
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.parameter import Parameter
+        from sensor_msgs.msg import Image
+
+        from vljepa_ros.msg import SemanticEmbedding, WorldState
+        from vljepa_ros.ros.common import RELIABLE_QOS
+        from vljepa_ros.ros.perception_node import PerceptionNode
+
+        script, frames = episode
+        # The episode's own states are the bank (what a user would configure for their scene).
+        bank = sorted({c for _, _, c, _ in frames})
+        overrides = [Parameter("state_bank", value=bank), *[Parameter(k, value=v) for k, v in params.items()]]
+        self.node = PerceptionNode(cli_args=["--ros-args", "-r", "image:=/vt/camera/image_raw"],
+                                   parameter_overrides=overrides)
+        self.driver = rclpy.create_node("vt_driver")
+        self.image_pub = self.driver.create_publisher(Image, "/vt/camera/image_raw", 10)
+        self.embeddings, self.states = [], []
+        self.driver.create_subscription(SemanticEmbedding, "/perception_node/embedding", self.embeddings.append,
+                                        RELIABLE_QOS)
+        self.driver.create_subscription(WorldState, "/perception_node/world_state", self.states.append, RELIABLE_QOS)
+        self.executor = MultiThreadedExecutor(num_threads=3)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.driver)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while self.image_pub.get_subscription_count() == 0 or self.driver.count_publishers("/perception_node/embedding") == 0:
+            assert time.monotonic() < deadline, "perception_node was not discovered"
+            time.sleep(0.05)
+
+    def image(self, rgb, t, frame_id="vt_camera"):
+        from builtin_interfaces.msg import Time
+        from sensor_msgs.msg import Image
+
+        from vljepa_ros.imaging import rgb_to_image_fields
+
+        h, w, step, data = rgb_to_image_fields(rgb, "bgr8")  # not rgb8: the conversion is exercised
+        msg = Image(height=h, width=w, step=step, encoding="bgr8", data=data)
+        sec = 1_700_000_000 + int(t)
+        msg.header.stamp = Time(sec=sec, nanosec=int(round((t - int(t)) * 1e9)))
+        msg.header.frame_id = frame_id
+        return msg
+
+    def publish_and_wait(self, msg, count_before, timeout=10.0):
+        """Publish one frame and wait until it was handled (processed or rejected)."""
+        handled = lambda: self.node.processed + self.node.malformed + self.node.stale  # noqa: E731
+        start = handled()
+        self.image_pub.publish(msg)
+        deadline = time.monotonic() + timeout
+        while handled() == start:
+            assert time.monotonic() < deadline, "frame not handled in time"
+            time.sleep(0.005)
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=2)
+        self.node.destroy_node()
+        self.driver.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def harness(ros, episode):
+    h = Harness(ros, episode)
+    # One frame at a time, each waited for: the test checks content, not throughput.
+    for t, rgb, _, _ in episode[1]:
+        h.publish_and_wait(h.image(rgb, t), None)
+    deadline = time.monotonic() + 10
+    while len(h.embeddings) < FRAMES and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield h
+    h.close()
+
+
+def test_embeddings_keep_camera_stamps_and_frame_id_in_order(harness, episode):
+    _, frames = episode
+    assert len(harness.embeddings) == FRAMES
+    stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in harness.embeddings]
+    sent = [(1_700_000_000 + int(t), int(round((t - int(t)) * 1e9))) for t, *_ in frames]
+    assert stamps == sent
+    assert all(m.header.frame_id == "vt_camera" for m in harness.embeddings)
+    first, full = harness.embeddings[0], harness.embeddings[-1]
+    assert first.window_frames == 1 and (first.window_start.sec, first.window_start.nanosec) == stamps[0]
+    assert full.window_frames == harness.node.pipeline.world.window_frames
+    for m in harness.embeddings:
+        e = np.asarray(m.embedding)
+        assert abs(np.linalg.norm(e) - 1.0) < 1e-3
+        assert m.model_id == harness.node.pipeline.model_id
+
+
+def test_world_state_top1_is_true_state_on_clear_frames(harness, episode):
+    _, frames = episode
+    T = harness.node.pipeline.world.window_frames
+    by_stamp = {(1_700_000_000 + int(t), int(round((t - int(t)) * 1e9))): (caption, moving)
+                for t, _, caption, moving in frames}
+    clear = correct = 0
+    for i, msg in enumerate(harness.states):
+        caption, moving = by_stamp[(msg.header.stamp.sec, msg.header.stamp.nanosec)]
+        # clear: the arm is not moving and the window holds only frames of this state
+        window_captions = {frames[j][2] for j in range(max(0, i - T + 1), i + 1)}
+        if moving or window_captions != {caption}:
+            continue
+        clear += 1
+        correct += msg.labels[0] == caption
+        assert len(msg.labels) == len(msg.scores) == len(msg.probabilities) == 3
+        assert msg.scores == sorted(msg.scores, reverse=True)
+    assert clear >= 40
+    assert correct / clear >= 0.9, f"top-1 right on {correct}/{clear} clear frames"
+
+
+def test_malformed_images_are_counted_and_node_keeps_running(harness, episode):
+    from sensor_msgs.msg import Image
+
+    _, frames = episode
+    before = harness.node.malformed
+    bad = [
+        Image(height=4, width=4, step=12, encoding="rgb8", data=bytes(10)),       # too short
+        Image(height=4, width=4, step=12, encoding="yuv422_weird", data=bytes(48)),  # unknown encoding
+        Image(height=4, width=4, step=8, encoding="rgb8", data=bytes(48)),        # step < width * 3
+    ]
+    for k, msg in enumerate(bad):
+        msg.header.stamp.sec = 1_800_000_000 + k
+        harness.publish_and_wait(msg, None)
+    assert harness.node.malformed == before + len(bad)
+    n = len(harness.embeddings)
+    t, rgb, _, _ = frames[-1]
+    harness.publish_and_wait(harness.image(rgb, 200_000_000 + t), None)  # newer stamp than the bad frames
+    deadline = time.monotonic() + 5
+    while len(harness.embeddings) == n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(harness.embeddings) == n + 1
+
+
+def _call(node, client, request, timeout=20.0):
+    import rclpy
+
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(request)
+    deadline = time.monotonic() + timeout
+    while not future.done():
+        assert time.monotonic() < deadline, "no response"
+        time.sleep(0.01)
+    return future.result()
+
+
+def test_ask_and_predict_outcome_services(harness, episode):
+    from vljepa_ros.srv import Ask, PredictOutcome
+
+    _, frames = episode
+    # Restore a clear view of the first state (several frames, so the window is clean).
+    caption = frames[0][2]
+    lamp_on = caption.endswith("the lamp is on") or "the lamp is on" in caption
+    for k in range(6):
+        t, rgb = frames[k][0], frames[k][1]
+        harness.publish_and_wait(harness.image(rgb, 300_000_000 + t + k), None)
+    ask = harness.driver.create_client(Ask, "/perception_node/ask")
+    response = _call(harness.driver, ask, Ask.Request(question="is the lamp on?", candidates=["yes", "no"]))
+    assert response.success, response.message
+    assert response.answer == ("yes" if lamp_on else "no")
+    assert response.answer_index == (0 if lamp_on else 1)
+    assert len(response.scores) == len(response.probabilities) == 2
+    assert abs(sum(response.probabilities) - 1.0) < 1e-4
+
+    bad = _call(harness.driver, ask, Ask.Request(question="is the lamp on?", candidates=[]))
+    assert not bad.success and "candidate" in bad.message
+
+    predict = harness.driver.create_client(PredictOutcome, "/perception_node/predict_outcome")
+    action = "turn the lamp off" if lamp_on else "turn the lamp on"
+    after = caption.replace("the lamp is on", "the lamp is off") if lamp_on else \
+        caption.replace("the lamp is off", "the lamp is on")
+    response = _call(harness.driver, predict, PredictOutcome.Request(action=action, candidates=[caption, after]))
+    assert response.success, response.message
+    assert response.outcome == after
+    assert response.ranked_candidates[0] == after and len(response.scores) == 2
+    empty = _call(harness.driver, predict, PredictOutcome.Request(action=" "))
+    assert not empty.success and "empty" in empty.message
+
+
+def test_invalid_parameters_are_rejected_with_a_reason(harness):
+    from rclpy.parameter import Parameter
+
+    node = harness.node
+    result = node.set_parameters([Parameter("world_state_top_k", value=0)])[0]
+    assert not result.successful and result.reason
+    result = node.set_parameters([Parameter("state_bank", value=["a red cube", ""])])[0]
+    assert not result.successful and "non-empty" in result.reason
+    result = node.set_parameters([Parameter("model_path", value="/elsewhere")])[0]
+    assert not result.successful  # read-only
+    result = node.set_parameters([Parameter("world_state_top_k", value=2)])[0]
+    assert result.successful and node.pipeline.config.world_state_top_k == 2
+    node.set_parameters([Parameter("world_state_top_k", value=3)])
+
+
+def test_start_up_fails_clearly_on_missing_checkpoint_or_bad_value(ros, tmp_path):
+    from rclpy.parameter import Parameter
+
+    from vljepa_ros.ros.perception_node import PerceptionNode
+
+    with pytest.raises(RuntimeError, match=str(tmp_path / "missing")):
+        PerceptionNode(parameter_overrides=[Parameter("model_path", value=str(tmp_path / "missing"))])
+    with pytest.raises(ValueError, match="image_transport"):
+        PerceptionNode(parameter_overrides=[Parameter("image_transport", value="theora")])

@@ -1,0 +1,172 @@
+"""The perception pipeline behind perception_node, ROS-free.
+
+Per camera frame: backbone once (cached), then, for the sliding window of the
+newest frames, the predicted state embedding, the ranked state phrases and,
+when the top-1 state has changed and held for ``change_windows`` windows, the
+action that linked the state before to the state after (WorldPrediction-style).
+The node only converts messages and publishes what this returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .world_model import QueryTemplates, Ranked, Window, WorldModel
+
+
+@dataclass
+class PerceptionConfig:
+    window_frames: int = 0            # 0 = the model's window size
+    world_state_top_k: int = 3
+    action_top_k: int = 3
+    change_windows: int = 3           # a new top-1 state must hold this many windows to count as a change
+    jump_back_reset_s: float = 1.0    # a stamp this far behind the last one (a looped bag) restarts the stream
+    threads: int = 2                  # torch intra-op threads
+
+    def validate(self, model_window: int) -> None:
+        if not 0 <= self.window_frames <= model_window:
+            raise ValueError(f"window_frames must be in [0, {model_window}] (0 = the model's {model_window})")
+        if self.world_state_top_k < 1 or self.action_top_k < 1:
+            raise ValueError("top_k values must be >= 1")
+        if self.change_windows < 1:
+            raise ValueError("change_windows must be >= 1")
+
+
+@dataclass
+class ActionResult:
+    before_stamp: float
+    after_stamp: float
+    before_state: str
+    after_state: str
+    ranked: Ranked
+
+
+@dataclass
+class FrameResult:
+    stamp: float                      # newest frame of the window (seconds)
+    window_start: float               # oldest frame of the window
+    window_frames: int
+    embedding: np.ndarray             # (D,) float32, unit norm (state query)
+    state: Ranked
+    action: ActionResult | None
+    timings_ms: dict = field(default_factory=dict)  # backbone, predictor, ranking
+
+
+def load_model(model_path: str | Path | None = None) -> Checkpoint:
+    """The checkpoint at ``model_path`` (default: the shipped model). Raises
+    CheckpointError naming the file when it is missing or corrupt."""
+    from .assets import default_model_path
+
+    return load_checkpoint(model_path or default_model_path())
+
+
+class PerceptionPipeline:
+    def __init__(self, checkpoint: Checkpoint, config: PerceptionConfig | None = None,
+                 state_bank: list[str] | None = None, action_bank: list[str] | None = None,
+                 queries: QueryTemplates | None = None):
+        self.checkpoint = checkpoint
+        self.config = config or PerceptionConfig()
+        model_window = checkpoint.model.cfg.x_encoder.window_frames
+        self.config.validate(model_window)
+        torch.set_num_threads(self.config.threads)
+        banks = checkpoint.phrase_banks
+        queries = queries or QueryTemplates(**{k: v for k, v in checkpoint.queries.items()
+                                               if k in ("state", "action", "outcome")})
+        self.world = WorldModel(checkpoint.model, state_bank or banks.get("state", []),
+                                action_bank or banks.get("action", []), queries,
+                                self.config.window_frames or model_window)
+        # One lock: the frame loop and service calls share the model and its cache.
+        self.lock = threading.RLock()
+        self._stable_state: str | None = None
+        self._stable_window: Window | None = None
+        self._candidate: str | None = None
+        self._candidate_count = 0
+
+    @property
+    def model_id(self) -> str:
+        return self.checkpoint.model_id
+
+    def reset(self) -> None:
+        """Forget the stream (e.g. after a jump back in time on bag replay)."""
+        with self.lock:
+            self.world.cache.clear()
+            self._stable_state = self._stable_window = self._candidate = None
+            self._candidate_count = 0
+
+    def process(self, rgb: np.ndarray, stamp: float) -> FrameResult | None:
+        """One camera frame -> results for the window ending at it (None if the
+        stamp is not newer than the last frame). A jump back in time larger
+        than ``jump_back_reset_s`` (a bag played again) restarts the stream."""
+        with self.lock:
+            t0 = time.perf_counter()
+            stamps = self.world.cache.stamps
+            if stamps and stamp <= stamps[-1]:
+                if stamps[-1] - stamp < self.config.jump_back_reset_s:
+                    return None
+                self.reset()
+            self.world.push_frame(rgb, stamp)
+            t1 = time.perf_counter()
+            window = self.world.window()
+            state = self.world.state(self.config.world_state_top_k, window)  # one predictor pass
+            t2 = time.perf_counter()
+            action = self._track_state(state.top if state.labels else None, window)
+            t3 = time.perf_counter()
+            return FrameResult(
+                stamp=window.stamps[-1], window_start=window.stamps[0], window_frames=len(window.stamps),
+                embedding=state.embedding.numpy().astype(np.float32), state=state, action=action,
+                timings_ms={"backbone": (t1 - t0) * 1e3, "predictor": (t2 - t1) * 1e3, "action": (t3 - t2) * 1e3},
+            )
+
+    def _track_state(self, top: str | None, window: Window) -> ActionResult | None:
+        """Debounced top-1 state; on a confirmed change, which action linked them."""
+        if top is None:
+            return None
+        if self._stable_state is None:
+            self._stable_state, self._stable_window = top, window
+            return None
+        if top == self._stable_state:
+            self._stable_window, self._candidate, self._candidate_count = window, None, 0
+            return None
+        self._candidate_count = self._candidate_count + 1 if top == self._candidate else 1
+        self._candidate = top
+        if self._candidate_count < self.config.change_windows:
+            return None
+        before, before_state = self._stable_window, self._stable_state
+        self._stable_state, self._stable_window = top, window
+        self._candidate, self._candidate_count = None, 0
+        ranked = self.world.action_between(before, window)
+        ranked = Ranked(ranked.labels[: self.config.action_top_k], ranked.scores[: self.config.action_top_k],
+                        ranked.probabilities[: self.config.action_top_k], ranked.embedding)
+        return ActionResult(before.stamps[-1], window.stamps[-1], before_state, top, ranked)
+
+    # ---- services --------------------------------------------------------------
+    def predict_outcome(self, action: str, candidates: list[str] | None = None) -> tuple[Ranked, float]:
+        with self.lock:
+            window = self.world.window()
+            return self.world.predict_outcome(action, candidates or None, window), window.stamps[-1]
+
+    def ask(self, question: str, candidates: list[str]) -> tuple[Ranked, float]:
+        with self.lock:
+            window = self.world.window()
+            return self.world.ask(question, candidates, window), window.stamps[-1]
+
+    def has_frames(self) -> bool:
+        return len(self.world.cache) > 0
+
+    def set_banks(self, state_bank: list[str] | None = None, action_bank: list[str] | None = None) -> None:
+        with self.lock:
+            if state_bank is not None:
+                self.world.set_state_bank(state_bank or self.checkpoint.phrase_banks.get("state", []))
+            if action_bank is not None:
+                self.world.set_action_bank(action_bank or self.checkpoint.phrase_banks.get("action", []))
+
+    def set_state_query(self, query: str) -> None:
+        with self.lock:
+            self.world.queries.state = query

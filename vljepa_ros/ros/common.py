@@ -1,0 +1,100 @@
+"""Small helpers shared by the nodes: stamps, parameter declaration, images."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from ..imaging import ImageConversionError, compressed_to_rgb, cv2_to_rgb, image_to_rgb
+
+# Camera input: best effort, keep only the newest frame (never fall behind).
+SENSOR_QOS_LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                               reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+# Outputs: reliable, a short queue (planners must not miss an event).
+RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=20,
+                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+
+
+def stamp_to_s(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class StampBook:
+    """Exact builtin_interfaces/Time for recent float stamps (the core works in
+    float seconds; messages must carry the camera's exact stamps)."""
+
+    def __init__(self, capacity: int = 512):
+        self._book: OrderedDict[float, Time] = OrderedDict()
+        self._capacity = capacity
+
+    def add(self, stamp: Time) -> float:
+        s = stamp_to_s(stamp)
+        self._book[s] = Time(sec=stamp.sec, nanosec=stamp.nanosec)
+        while len(self._book) > self._capacity:
+            self._book.popitem(last=False)
+        return s
+
+    def get(self, s: float | None) -> Time:
+        if s is None:
+            return Time()
+        t = self._book.get(s)
+        if t is None:  # older than the book: rebuild from the float (sub-microsecond error)
+            sec = int(s)
+            t = Time(sec=sec, nanosec=min(999_999_999, int(round((s - sec) * 1e9))))
+        return t
+
+    def clear(self) -> None:
+        self._book.clear()
+
+
+def declare(node: Node, name: str, default, description: str, *, read_only: bool = False,
+            int_range: tuple[int, int] | None = None, float_range: tuple[float, float] | None = None,
+            additional: str = ""):
+    """declare_parameter with a descriptor (ranges are enforced by rclpy on set)."""
+    descriptor = ParameterDescriptor(description=description, read_only=read_only,
+                                     additional_constraints=additional)
+    if int_range is not None:
+        descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
+    if float_range is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1],
+                                                              step=0.0)]
+    return node.declare_parameter(name, default, descriptor).value
+
+
+def check_range(name: str, value, low, high) -> str | None:
+    """The reason a start-up value is out of range (rclpy checks only later sets)."""
+    if not low <= value <= high:
+        return f"{name}={value} is outside [{low}, {high}]"
+    return None
+
+
+def make_image_converter(prefer_cv_bridge: bool):
+    """msg -> RGB uint8 (H,W,3). cv_bridge where installed (ROS machines), the
+    project's own conversion otherwise; both give the same array."""
+    bridge = None
+    if prefer_cv_bridge:
+        try:
+            from cv_bridge import CvBridge  # noqa: PLC0415 - optional dependency
+
+            bridge = CvBridge()
+        except ImportError:
+            bridge = None
+
+    def convert_raw(msg) -> np.ndarray:
+        if bridge is not None:
+            try:
+                array = bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
+            except Exception as e:  # cv_bridge raises its own CvBridgeError types
+                raise ImageConversionError(f"cv_bridge: {e}") from e
+            return cv2_to_rgb(array, msg.encoding)
+        return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+
+    def convert_compressed(msg) -> np.ndarray:
+        return compressed_to_rgb(msg.format, msg.data)
+
+    return convert_raw, convert_compressed, bridge is not None

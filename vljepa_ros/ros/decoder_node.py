@@ -1,0 +1,216 @@
+"""decoder_node: embedding stream -> natural-language events, only on change.
+
+Never sees pixels. A thin adapter around vljepa_ros.semantic_events:
+
+  subscribes  embedding (SemanticEmbedding), action (ActionEstimate)
+  publishes   semantic_events (SemanticEvent; relative, so /semantic_events
+              in the root namespace), ~/stats (DecodeStats)
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from std_msgs.msg import Header
+
+from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent
+
+from ..checkpoint import CheckpointError
+from ..perception import load_model
+from ..selective_decoding import SelectiveDecoderConfig
+from ..semantic_events import DECODE_MODES, SemanticEventDecoder
+from .common import RELIABLE_QOS, StampBook, check_range, declare, stamp_to_s
+
+NODE_NAME = "decoder_node"
+KINDS = {"initial": SemanticEvent.KIND_INITIAL, "change": SemanticEvent.KIND_CHANGE,
+         "heartbeat": SemanticEvent.KIND_HEARTBEAT}
+# SelectiveDecoderConfig fields exposed as parameters: (range, description)
+SELECTIVE_PARAMS = {
+    "smoothing": ((0.01, 1.0), "EMA weight of the newest embedding (1 = no smoothing)."),
+    "threshold": ((0.001, 2.0), "Cosine distance to the current state's embedding that starts a change."),
+    "hysteresis": ((0.0, 1.0), "A change is cancelled when the distance falls to threshold - hysteresis."),
+    "min_dwell_s": ((0.0, 60.0), "Seconds (camera time) a change must persist before it counts."),
+    "settle_s": ((0.0, 60.0), "Seconds the new state must be still before it is decoded."),
+    "settle_fraction": ((0.0, 1.0), "'Still' = moving less than settle_fraction * threshold."),
+    "max_settle_s": ((0.0, 600.0), "Decode a confirmed change after this long even if it never settles."),
+    "max_silence_s": ((0.0, 86400.0), "Heartbeat event after this long without a decode; 0 = off."),
+}
+
+
+class DecoderNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        defaults = SelectiveDecoderConfig()
+        model_path = declare(self, "model_path", "", "Checkpoint directory; empty = the shipped default model.",
+                             read_only=True)
+        mode = declare(self, "decode_mode", "generative",
+                       "'generative': the small text decoder; 'retrieval': nearest phrase of text_bank.",
+                       additional="generative | retrieval")
+        text_bank = declare(self, "text_bank", [""], "Phrases for retrieval decoding; [''] = the model's state bank.")
+        action_match_s = declare(self, "action_match_s", 2.0,
+                                 "Attach an ActionEstimate to an event if their times are within this many seconds.",
+                                 float_range=(0.0, 60.0))
+        stats_rate = declare(self, "stats_rate_hz", 1.0, "Rate of ~/stats.", float_range=(0.01, 100.0))
+        self.pose_frame = declare(self, "camera_pose_frame", "",
+                                  "Fixed frame for SemanticEvent.camera_pose via TF; empty = no pose.")
+        values = {name: declare(self, name, float(getattr(defaults, name)), desc, float_range=rng)
+                  for name, (rng, desc) in SELECTIVE_PARAMS.items()}
+        problems = [check_range(n, values[n], *SELECTIVE_PARAMS[n][0]) for n in values]
+        problems += [None if mode in DECODE_MODES else f"decode_mode={mode!r} must be one of {DECODE_MODES}",
+                     check_range("action_match_s", action_match_s, 0.0, 60.0),
+                     check_range("stats_rate_hz", stats_rate, 0.01, 100.0)]
+        problems = [p for p in problems if p]
+        try:
+            config = SelectiveDecoderConfig(**values)
+        except ValueError as e:
+            problems.append(str(e))
+        if problems:
+            raise ValueError("invalid parameters: " + "; ".join(problems))
+        try:
+            checkpoint = load_model(model_path or None)
+        except CheckpointError as e:
+            raise RuntimeError(f"cannot load the model: {e}") from e
+        self.decoder = SemanticEventDecoder(checkpoint, mode, config, [t for t in text_bank if t] or None,
+                                            action_match_s)
+        self.model_id = checkpoint.model_id
+        self.embed_dim = checkpoint.model.cfg.embed_dim
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.tf_buffer = None
+        if self.pose_frame:
+            try:
+                from tf2_ros import Buffer, TransformListener  # optional: ROS machines
+
+                self.tf_buffer = Buffer()
+                self._tf_listener = TransformListener(self.tf_buffer, self)
+            except ImportError:
+                self.get_logger().warn("camera_pose_frame is set but tf2_ros is not installed: no camera poses")
+
+        self.event_pub = self.create_publisher(SemanticEvent, "semantic_events", RELIABLE_QOS)
+        self.stats_pub = self.create_publisher(DecodeStats, "~/stats", RELIABLE_QOS)
+        # Embeddings are small and every one matters to the change detector: reliable, deep queue.
+        self.create_subscription(SemanticEmbedding, "embedding", self._on_embedding, _deep_reliable())
+        self.create_subscription(ActionEstimate, "action", self._on_action, RELIABLE_QOS)
+        self.create_timer(1.0 / stats_rate, self._publish_stats)
+        self.embeddings_seen = self.events = self.heartbeats = self.rejected = 0
+        self._stamps = StampBook()
+        self._frame_id = ""
+        self.get_logger().info(f"model {self.model_id}; decode mode '{mode}'; threshold {config.threshold}")
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        values = {f: getattr(self.decoder.config, f) for f in SELECTIVE_PARAMS}
+        mode = self.decoder.mode
+        text_bank = None
+        for param in params:
+            if param.name in SELECTIVE_PARAMS:
+                values[param.name] = float(param.value)
+            elif param.name == "decode_mode":
+                mode = param.value
+            elif param.name == "text_bank":
+                text_bank = [t for t in (param.value or []) if t]
+        try:
+            config = SelectiveDecoderConfig(**values)
+            if mode not in DECODE_MODES:
+                raise ValueError(f"decode_mode must be one of {DECODE_MODES}")
+            self.decoder.set_mode(mode)
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        self.decoder.set_config(config)
+        if text_bank is not None:
+            self.decoder.set_text_bank(text_bank)
+        return SetParametersResult(successful=True)
+
+    def _on_action(self, msg: ActionEstimate) -> None:
+        if msg.actions and msg.model_id == self.model_id:
+            self.decoder.note_action(stamp_to_s(msg.before_stamp), stamp_to_s(msg.header.stamp), msg.actions[0],
+                                     float(msg.probabilities[0]) if msg.probabilities else 0.0)
+
+    def _on_embedding(self, msg: SemanticEmbedding) -> None:
+        self.embeddings_seen += 1
+        reason = None
+        if msg.model_id != self.model_id:
+            reason = f"model_id {msg.model_id!r} differs from this decoder's {self.model_id!r}"
+        elif len(msg.embedding) != self.embed_dim:
+            reason = f"embedding has {len(msg.embedding)} values, the model's dimension is {self.embed_dim}"
+        embedding = np.asarray(msg.embedding, dtype=np.float32)
+        if reason is None and not np.all(np.isfinite(embedding)):
+            reason = "embedding contains NaN or inf"
+        if reason is not None:
+            self.rejected += 1
+            self.get_logger().warn(f"rejected embedding ({self.rejected} so far): {reason}",
+                                   throttle_duration_sec=5.0)
+            return
+        self._frame_id = msg.header.frame_id
+        event = self.decoder.update(self._stamps.add(msg.header.stamp), embedding)
+        if event is None:
+            return
+        out = SemanticEvent(
+            kind=KINDS[event.kind],
+            header=Header(stamp=self._stamps.get(event.state_start_s), frame_id=msg.header.frame_id),
+            previous_stamp=self._stamps.get(event.previous_start_s), text=event.text,
+            previous_text=event.previous_text, change_score=float(event.change_score),
+            confidence=float(event.confidence), action=event.action,
+            action_confidence=float(event.action_confidence), model_id=self.model_id,
+            embedding=event.embedding.tolist())
+        pose = self._camera_pose(out.header)
+        if pose is not None:
+            out.has_camera_pose, out.camera_pose = True, pose
+        self.events += 1
+        self.heartbeats += event.kind == "heartbeat"
+        self.event_pub.publish(out)
+
+    def _camera_pose(self, header: Header) -> PoseStamped | None:
+        if self.tf_buffer is None or not header.frame_id:
+            return None
+        try:
+            tf = self.tf_buffer.lookup_transform(self.pose_frame, header.frame_id, rclpy.time.Time.from_msg(header.stamp))
+        except Exception:  # tf2 lookup/extrapolation errors: no pose for this event
+            return None
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = header.stamp, self.pose_frame
+        t, r = tf.transform.translation, tf.transform.rotation
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = t.x, t.y, t.z
+        pose.pose.orientation = r
+        return pose
+
+    def _publish_stats(self) -> None:
+        c = self.decoder.counters()
+        seen = self.embeddings_seen
+        self.stats_pub.publish(DecodeStats(
+            header=Header(stamp=self.get_clock().now().to_msg()),
+            embeddings_seen=seen, decodes=c["decodes"], events=self.events, heartbeats=self.heartbeats,
+            rejected=self.rejected + c["invalid"] + c["stale"],
+            decode_ratio=float(c["decodes"] / seen) if seen else 0.0,
+            mean_decode_ms=float(c["mean_decode_ms"]), current_text=self.decoder.current_text))
+
+
+def _deep_reliable():
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DecoderNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, RuntimeError) as e:
+        rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
+        raise SystemExit(2) from e
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

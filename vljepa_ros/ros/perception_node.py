@@ -1,0 +1,307 @@
+"""perception_node: camera images -> predicted meaning, world state, actions.
+
+The only node that touches pixels. A thin adapter around
+vljepa_ros.perception.PerceptionPipeline:
+
+  subscribes  image (sensor_msgs/Image) or image/compressed (CompressedImage),
+              best effort, keep-last-1
+  publishes   ~/embedding (SemanticEmbedding), ~/world_state (WorldState),
+              ~/action (ActionEstimate, when the state changed)
+  serves      ~/predict_outcome (PredictOutcome), ~/ask (Ask)
+
+Frames are handed to one worker thread through a one-slot mailbox: when
+inference is slower than the camera the older frame is replaced (dropped and
+counted), so latency stays bounded instead of a queue growing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+
+from vljepa_ros.msg import ActionEstimate, SemanticEmbedding, WorldState
+from vljepa_ros.srv import Ask, PredictOutcome
+
+from ..checkpoint import CheckpointError
+from ..imaging import ImageConversionError
+from ..perception import PerceptionConfig, PerceptionPipeline, load_model
+from .common import RELIABLE_QOS, SENSOR_QOS_LATEST, StampBook, check_range, declare, make_image_converter
+
+NODE_NAME = "perception_node"
+
+
+class PerceptionNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        p = {
+            "model_path": declare(self, "model_path", "", "Checkpoint directory; empty = the shipped default model.",
+                                  read_only=True),
+            "image_transport": declare(self, "image_transport", "raw",
+                                       "'raw': sensor_msgs/Image on 'image'; 'compressed': CompressedImage on "
+                                       "'image/compressed'.", read_only=True, additional="raw | compressed"),
+            "use_cv_bridge": declare(self, "use_cv_bridge", True,
+                                     "Convert images with cv_bridge when it is installed (else the built-in "
+                                     "conversion of rgb8, bgr8, rgba8, bgra8, mono8, mono16).", read_only=True),
+            "threads": declare(self, "threads", 2, "torch intra-op threads for inference.", read_only=True,
+                               int_range=(1, 64)),
+            "window_frames": declare(self, "window_frames", 0,
+                                     "Frames per window; 0 = the model's window size.", read_only=True,
+                                     int_range=(0, 64)),
+            "max_rate_hz": declare(self, "max_rate_hz", 0.0,
+                                   "Upper bound on processed frames per second (camera time); 0 = every frame "
+                                   "the node can keep up with.", float_range=(0.0, 240.0)),
+            "state_query": declare(self, "state_query", "",
+                                   "Query that conditions the state embedding; empty = the model's default."),
+            "state_bank": declare(self, "state_bank", [""],
+                                  "State phrases ranked on ~/world_state; [''] = the model's bank."),
+            "action_bank": declare(self, "action_bank", [""],
+                                   "Action phrases ranked on ~/action; [''] = the model's bank."),
+            "world_state_top_k": declare(self, "world_state_top_k", 3, "Labels on ~/world_state.",
+                                         int_range=(1, 100)),
+            "action_top_k": declare(self, "action_top_k", 3, "Actions on ~/action.", int_range=(1, 100)),
+            "change_windows": declare(self, "change_windows", 3,
+                                      "Windows a new top-1 state must hold before ~/action is published.",
+                                      int_range=(1, 1000)),
+        }
+        problems = [r for r in (
+            None if p["image_transport"] in ("raw", "compressed") else
+            f"image_transport={p['image_transport']!r} must be 'raw' or 'compressed'",
+            check_range("threads", p["threads"], 1, 64), check_range("window_frames", p["window_frames"], 0, 64),
+            check_range("max_rate_hz", p["max_rate_hz"], 0.0, 240.0),
+            check_range("world_state_top_k", p["world_state_top_k"], 1, 100),
+            check_range("action_top_k", p["action_top_k"], 1, 100),
+            check_range("change_windows", p["change_windows"], 1, 1000),
+        ) if r]
+        if problems:
+            raise ValueError("invalid parameters: " + "; ".join(problems))
+        try:
+            checkpoint = load_model(p["model_path"] or None)
+        except CheckpointError as e:
+            raise RuntimeError(f"cannot load the model: {e}") from e
+        self.pipeline = PerceptionPipeline(
+            checkpoint,
+            PerceptionConfig(window_frames=p["window_frames"], world_state_top_k=p["world_state_top_k"],
+                             action_top_k=p["action_top_k"], change_windows=p["change_windows"],
+                             threads=p["threads"]),
+            state_bank=_bank(p["state_bank"]), action_bank=_bank(p["action_bank"]))
+        if p["state_query"]:
+            self.pipeline.set_state_query(p["state_query"])
+        self.max_rate_hz = p["max_rate_hz"]
+        self.add_on_set_parameters_callback(self._validate_parameters)
+
+        self.embedding_pub = self.create_publisher(SemanticEmbedding, "~/embedding", RELIABLE_QOS)
+        self.world_state_pub = self.create_publisher(WorldState, "~/world_state", RELIABLE_QOS)
+        self.action_pub = self.create_publisher(ActionEstimate, "~/action", RELIABLE_QOS)
+        self.create_service(PredictOutcome, "~/predict_outcome", self._on_predict_outcome)
+        self.create_service(Ask, "~/ask", self._on_ask)
+
+        convert_raw, convert_compressed, self.using_cv_bridge = make_image_converter(p["use_cv_bridge"])
+        if p["image_transport"] == "compressed":
+            self._convert = convert_compressed
+            self.create_subscription(CompressedImage, "image/compressed", self._on_image, SENSOR_QOS_LATEST)
+        else:
+            self._convert = convert_raw
+            self.create_subscription(Image, "image", self._on_image, SENSOR_QOS_LATEST)
+
+        # counters (read by tests and benchmarks)
+        self.received = self.processed = self.dropped = self.malformed = self.stale = 0
+        self.latencies_ms: deque[float] = deque(maxlen=10_000)
+        self.stage_ms: deque[dict] = deque(maxlen=10_000)
+        self._stamps = StampBook()
+        self._skipped_since_publish = 0
+        self._last_processed_s: float | None = None
+        self._mailbox = None
+        self._cv = threading.Condition()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="perception_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"model {self.pipeline.model_id}; subscribing to "
+            f"'{'image/compressed' if p['image_transport'] == 'compressed' else 'image'}' "
+            f"({'cv_bridge' if self.using_cv_bridge else 'built-in conversion'}); "
+            f"{len(self.pipeline.world.state_bank)} state phrases, {len(self.pipeline.world.action_bank)} actions")
+
+    # ---- parameters --------------------------------------------------------------
+    def _validate_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            if param.name in ("state_bank", "action_bank"):
+                value = list(param.value or [])
+                if any(not isinstance(t, str) for t in value) or (value != [""] and any(not t.strip() for t in value)):
+                    return SetParametersResult(successful=False,
+                                               reason=f"{param.name}: phrases must be non-empty strings ([''] = model default)")
+        # Valid: apply (ranges and read-only are enforced by rclpy from the descriptors).
+        for param in params:
+            if param.name == "state_bank":
+                self.pipeline.set_banks(state_bank=_bank(param.value) or [])
+            elif param.name == "action_bank":
+                self.pipeline.set_banks(action_bank=_bank(param.value) or [])
+            elif param.name == "state_query":
+                self.pipeline.set_state_query(param.value or self.pipeline.checkpoint.queries.get("state", ""))
+            elif param.name == "max_rate_hz":
+                self.max_rate_hz = float(param.value)
+            elif param.name == "world_state_top_k":
+                self.pipeline.config.world_state_top_k = int(param.value)
+            elif param.name == "action_top_k":
+                self.pipeline.config.action_top_k = int(param.value)
+            elif param.name == "change_windows":
+                self.pipeline.config.change_windows = int(param.value)
+        return SetParametersResult(successful=True)
+
+    # ---- frames ------------------------------------------------------------------
+    def _on_image(self, msg) -> None:
+        received_at = time.perf_counter()
+        with self._cv:
+            self.received += 1
+            if self._mailbox is not None:
+                self.dropped += 1  # inference is behind: the older frame is replaced
+                self._skipped_since_publish += 1
+            self._mailbox = (msg, received_at)
+            self._cv.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while self._running and self._mailbox is None:
+                    self._cv.wait(timeout=0.5)
+                if not self._running:
+                    return
+                msg, received_at = self._mailbox
+                self._mailbox = None
+            try:
+                self._process(msg, received_at)
+            except Exception as e:  # a bad frame must never kill the node
+                self.get_logger().error(f"frame processing failed: {e!r}", throttle_duration_sec=5.0)
+
+    def _process(self, msg, received_at: float) -> None:
+        stamp = self._stamps.add(msg.header.stamp)
+        if self._last_processed_s is not None and stamp < self._last_processed_s - 1.0:
+            self.get_logger().info("camera time jumped back (bag replayed?): restarting the stream")
+            self._last_processed_s = None
+        if self.max_rate_hz > 0 and self._last_processed_s is not None and \
+                stamp - self._last_processed_s < 1.0 / self.max_rate_hz:
+            self._skipped_since_publish += 1
+            return
+        try:
+            rgb = self._convert(msg)
+        except ImageConversionError as e:
+            self.malformed += 1
+            self.get_logger().warn(f"malformed image ({self.malformed} so far): {e}", throttle_duration_sec=5.0)
+            return
+        t_conv = time.perf_counter()
+        result = self.pipeline.process(rgb, stamp)
+        if result is None:
+            self.stale += 1
+            self.get_logger().warn("image stamp not newer than the previous frame; skipped "
+                                   f"({self.stale} so far)", throttle_duration_sec=5.0)
+            return
+        self._last_processed_s = stamp
+        header = msg.header  # stamp and frame_id of the newest frame, from the camera
+        model_id = self.pipeline.model_id
+        embedding = result.embedding.tolist()
+        self.embedding_pub.publish(SemanticEmbedding(
+            header=header, window_start=self._stamps.get(result.window_start), window_frames=result.window_frames,
+            frames_skipped=self._skipped_since_publish, query=self.pipeline.world.queries.state,
+            model_id=model_id, embedding=embedding))
+        published_at = time.perf_counter()
+        self._skipped_since_publish = 0
+        self.world_state_pub.publish(WorldState(
+            header=header, labels=result.state.labels, scores=result.state.scores,
+            probabilities=result.state.probabilities, model_id=model_id, embedding=embedding))
+        if result.action is not None:
+            a = result.action
+            self.action_pub.publish(ActionEstimate(
+                header=header, before_stamp=self._stamps.get(a.before_stamp), before_state=a.before_state,
+                after_state=a.after_state, actions=a.ranked.labels, scores=a.ranked.scores,
+                probabilities=a.ranked.probabilities, model_id=model_id))
+        self.processed += 1
+        self.latencies_ms.append((published_at - received_at) * 1e3)
+        self.stage_ms.append({"conversion": (t_conv - received_at) * 1e3, **result.timings_ms})
+
+    # ---- services ----------------------------------------------------------------
+    def _on_predict_outcome(self, request, response):
+        if not request.action.strip():
+            response.success, response.message = False, "action is empty"
+            return response
+        if not self.pipeline.has_frames():
+            response.success, response.message = False, "no camera frame received yet"
+            return response
+        candidates = [c for c in request.candidates]
+        if any(not c.strip() for c in candidates):
+            response.success, response.message = False, "candidates must be non-empty strings"
+            return response
+        ranked, stamp = self.pipeline.predict_outcome(request.action, candidates or None)
+        response.success = True
+        response.outcome, response.confidence = ranked.labels[0], ranked.probabilities[0]
+        response.ranked_candidates, response.scores = ranked.labels, ranked.scores
+        response.embedding = ranked.embedding.tolist()
+        response.stamp = self._stamps.get(stamp)
+        return response
+
+    def _on_ask(self, request, response):
+        candidates = list(request.candidates)
+        response.answer_index = -1
+        if not request.question.strip():
+            response.success, response.message = False, "question is empty"
+        elif not candidates or any(not c.strip() for c in candidates):
+            response.success, response.message = False, "give at least one candidate answer; none may be empty"
+        elif not self.pipeline.has_frames():
+            response.success, response.message = False, "no camera frame received yet"
+        else:
+            ranked, stamp = self.pipeline.ask(request.question, candidates)
+            score = dict(zip(ranked.labels, ranked.scores))
+            prob = dict(zip(ranked.labels, ranked.probabilities))
+            response.success = True
+            response.answer = ranked.labels[0]
+            response.answer_index = candidates.index(ranked.labels[0])
+            response.scores = [score[c] for c in candidates]  # request order
+            response.probabilities = [prob[c] for c in candidates]
+            response.stamp = self._stamps.get(stamp)
+        return response
+
+    # ---- lifecycle ---------------------------------------------------------------
+    def stats(self) -> dict:
+        return {"received": self.received, "processed": self.processed, "dropped": self.dropped,
+                "malformed": self.malformed, "stale": self.stale}
+
+    def destroy_node(self):
+        with self._cv:
+            self._running = False
+            self._cv.notify_all()
+        self._worker.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def _bank(value) -> list[str] | None:
+    """[''] (or empty) means "the model's bank"."""
+    texts = [t for t in (value or []) if t]
+    return texts or None
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PerceptionNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, RuntimeError) as e:
+        rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
+        raise SystemExit(2) from e
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
