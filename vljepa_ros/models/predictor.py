@@ -41,7 +41,7 @@ class Predictor(nn.Module):
         W = text_embeddings.word.embedding_dim
         self.text_embeddings = text_embeddings  # frozen, shared with the Y-encoder
         self.visual_ln = nn.LayerNorm(W, eps=1e-12)  # bring visual tokens to the scale the BERT layers expect
-        self.segment = nn.Parameter(torch.randn(2, W) * 0.02)  # before / after window
+        self.segment = nn.Parameter(torch.randn(3, W) * 0.02)  # before window / after window / change tokens
         self.blocks = nn.ModuleList(blocks)
         self.head = init_head(nn.Linear(W, cfg.embed_dim))
 
@@ -55,10 +55,18 @@ class Predictor(nn.Module):
         query_ids: torch.Tensor,
         query_mask: torch.Tensor,
         before_visual: torch.Tensor | None = None,
+        tokens_per_frame: int | None = None,
     ) -> torch.Tensor:
         # visual (B,Nv,W); query_ids/query_mask (B,Lq); before_visual (B,Nb,W) or None -> (B,D) unit norm
         if before_visual is not None:
-            visual = torch.cat([before_visual + self.segment[0], visual + self.segment[1]], dim=1)
+            # Change tokens (newest after-frame minus newest before-frame, position by
+            # position) make "what changed, and where" explicit: with two layers
+            # and a mean pool, comparing the two windows by attention alone was not
+            # learned (action top-1 stayed near chance even on training pairs).
+            n = tokens_per_frame or min(visual.shape[1], before_visual.shape[1])
+            change = visual[:, -n:] - before_visual[:, -n:]  # (B,n,W)
+            visual = torch.cat([before_visual + self.segment[0], visual + self.segment[1],
+                                change + self.segment[2]], dim=1)
         v = self.visual_ln(visual)
         with torch.no_grad():
             q = self.text_embeddings(query_ids)  # (B,Lq,W) frozen

@@ -128,7 +128,7 @@ class VLJEPA(nn.Module):
         dev = window_features.device
         visual = self.tokens_from_features(window_features)
         before = None if before_window_features is None else self.tokens_from_features(before_window_features)
-        return self.predictor(visual, ids.to(dev), mask.to(dev), before)
+        return self.predictor(visual, ids.to(dev), mask.to(dev), before, tokens_per_frame=self.cfg.x_encoder.grid ** 2)
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         # B texts -> (B,D) unit-norm target embeddings
