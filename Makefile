@@ -50,7 +50,7 @@ RUN := set +u; . $(VENV)/bin/activate; . install/setup.bash; set -u;
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export MUJOCO_GL ?= egl
 
-.PHONY: help deps build test demo data train eval bench-model lint clean distclean lock env-info
+.PHONY: help deps build test demo data train eval bench bench-model lint clean distclean lock env-info
 
 help:
 	@echo "make demo   - simulated camera -> perception -> semantic events, printed"
@@ -59,6 +59,7 @@ help:
 	@echo "make data   - generate the simulated tabletop dataset (data/tabletop)"
 	@echo "make train  - train the default model (config/train_tabletop.yaml) into vljepa_ros/assets/tabletop"
 	@echo "make eval   - evaluate the shipped model on the test split -> reports/eval.json"
+	@echo "make bench  - selective decoding + runtime through the nodes -> reports/bench.json, docs/benchmarks.md"
 	@echo "make bench-model - per-stage CPU latency of the model -> reports/bench_model.json"
 	@echo "make clean  - remove build/ install/ log/ (keeps the venv)"
 	@echo "make distclean - also remove the venv ($(VENV))"
@@ -138,6 +139,9 @@ train: data
 
 eval: $(DATA)/meta.json
 	@$(VENV_RUN) python -m vljepa_ros.evaluate --data $(DATA) --split test --out reports/eval.json $(EVAL_ARGS)
+
+bench: $(BUILD_STAMP) $(DATA)/meta.json
+	@$(RUN) python -m vljepa_ros.bench --data $(DATA) $(BENCH_ARGS)
 
 bench-model: $(VENV_STAMP)
 	@$(VENV_RUN) python tools/bench_model.py --json reports/bench_model.json
