@@ -50,7 +50,7 @@ RUN := set +u; . $(VENV)/bin/activate; . install/setup.bash; set -u;
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export MUJOCO_GL ?= egl
 
-.PHONY: help deps build test demo data train eval bench bench-model lint clean distclean lock env-info
+.PHONY: help deps build test test-integration demo data train eval bench bench-model lint clean distclean lock env-info
 
 help:
 	@echo "make demo   - simulated camera -> perception -> semantic events, printed"
@@ -109,6 +109,11 @@ build: $(BUILD_STAMP)
 # -------------------------------------------------------------------- run ----
 test: $(BUILD_STAMP)
 	@$(RUN) python -m pytest test $(PYTEST_ARGS)
+
+# The multi-process simulation tests of issue 6 (a few minutes; not yet passing
+# with the shipped model: docs/model_card.md).
+test-integration: $(BUILD_STAMP)
+	@$(RUN) python -m pytest test -m integration -s $(PYTEST_ARGS)
 
 demo: $(BUILD_STAMP)
 	@$(RUN) python -m vljepa_ros.ros.demo $(DEMO_ARGS)

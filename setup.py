@@ -22,6 +22,7 @@ def console_scripts():
         "vljepa-train": "vljepa_ros.train:main",
         "vljepa-eval": "vljepa_ros.evaluate:main",
         "vljepa-bench": "vljepa_ros.bench:main",
+        "vljepa-bag": "vljepa_ros.data.bag:main",
     }
     present = []
     for name, target in scripts.items():

@@ -37,7 +37,7 @@ def phrase_threshold():
     with torch.no_grad():
         e = model.encode_text(PHRASES)
     distances = 1.0 - (e @ e.T)
-    return float(distances[~torch.eye(len(PHRASES), dtype=torch.bool)].min() * 0.4)
+    return min(0.1, float(distances[~torch.eye(len(PHRASES), dtype=torch.bool)].min() * 0.4))
 
 
 class DecoderHarness:
@@ -72,7 +72,7 @@ class DecoderHarness:
         with torch.no_grad():
             self.targets = model.encode_text(PHRASES).numpy()
 
-    def stream(self, segments, seed=0, noise=0.002, transition_s=1.0):
+    def stream(self, segments, seed=0, noise=0.002, transition_s=0.6):
         """segments: [(phrase index, seconds)]; between segments ~transition_s of
         wandering motion (an arm moving). Returns the true change times."""
         from builtin_interfaces.msg import Time

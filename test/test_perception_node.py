@@ -55,8 +55,13 @@ class Harness:
         from vljepa_ros.ros.perception_node import PerceptionNode
 
         script, frames = episode
-        # The episode's own states are the bank (what a user would configure for their scene).
-        bank = sorted({c for _, _, c, _ in frames})
+        # The bank a user would configure for this scene: every state of the
+        # episode, each also with the lamp switched the other way.
+        from vljepa_ros.sim.captions import state_caption
+
+        states = [dict(t.state(), arm=None) for t in script.truths()]
+        bank = sorted({state_caption(dict(st, lamp_on=lamp)) for st in states for lamp in (True, False)})
+        assert {c for _, _, c, _ in frames} <= set(bank) and len(bank) >= 3
         overrides = [Parameter("state_bank", value=bank), *[Parameter(k, value=v) for k, v in params.items()]]
         self.node = PerceptionNode(cli_args=["--ros-args", "-r", "image:=/vt/camera/image_raw"],
                                    parameter_overrides=overrides)
@@ -149,7 +154,7 @@ def test_world_state_top1_is_true_state_on_clear_frames(harness, episode):
         clear += 1
         correct += msg.labels[0] == caption
         assert len(msg.labels) == len(msg.scores) == len(msg.probabilities) == 3
-        assert msg.scores == sorted(msg.scores, reverse=True)
+        assert list(msg.scores) == sorted(msg.scores, reverse=True)
     assert clear >= 40
     assert correct / clear >= 0.9, f"top-1 right on {correct}/{clear} clear frames"
 

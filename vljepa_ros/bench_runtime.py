@@ -1,0 +1,398 @@
+"""Runtime benchmark of the ROS graph: camera, perception_node and decoder_node in separate OS processes.
+
+    python -m vljepa_ros.bench_runtime camera     --rate 30 --size 224 --frames 1200 --out cam.json
+    python -m vljepa_ros.bench_runtime perception --out p.json --stop-file STOP [--ros-args ...]
+    python -m vljepa_ros.bench_runtime decoder    --out d.json --stop-file STOP [--ros-args ...]
+
+``perception`` / ``decoder`` construct the real ``PerceptionNode`` /
+``DecoderNode`` and spin them exactly as their ``main()`` does (perception: a
+2-thread MultiThreadedExecutor; decoder: a single-threaded one); the only
+addition is a sampler thread (counters and VmRSS every 0.5 s) and a JSON dump
+of the node's counters, ``latencies_ms`` and ``stage_ms`` when the stop file
+appears (or on SIGINT). ``camera`` replays pre-rendered frames of the
+simulated tabletop (the dataset's PNGs, rendered by the simulator; resized
+when another size is asked) as ``sensor_msgs/Image`` rgb8 with real stamps,
+paced on absolute deadlines, so the camera rate is real even though the
+simulator renders at only ~10-20 frames/s on a small machine.
+
+:func:`run_runtime_benchmark` (used by ``vljepa-bench``) starts the three
+processes per configuration and summarises. Only the role functions import
+rclpy, so importing this module is ROS-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_TOPIC = "/camera/image_raw"
+EMBEDDING_TOPIC = "/perception_node/embedding"
+WARMUP_FRAMES = 15
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def proc_status_kb(pid: int | str = "self") -> dict:
+    """VmRSS / VmHWM (peak RSS) of a process in kB, from /proc/<pid>/status."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+class _Sampler(threading.Thread):
+    def __init__(self, counters, period_s: float = 0.5):
+        super().__init__(daemon=True, name="bench_sampler")
+        self.counters, self.period_s = counters, period_s
+        self.samples: list[dict] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop_event.wait(self.period_s):
+            self.samples.append({"t": round(time.monotonic() - t0, 3), **self.counters(),
+                                 "rss_kb": proc_status_kb().get("VmRSS", 0)})
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def _spin_until_stopped(node, executor, stop_file: str, dump) -> None:
+    import rclpy
+
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True, name="bench_spin")
+    spinner.start()
+    try:
+        while rclpy.ok() and not os.path.exists(stop_file) and spinner.is_alive():
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    dump()
+    executor.shutdown(timeout_sec=2.0)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def role_perception(args, ros_args: list[str]) -> int:
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+
+    from .ros.perception_node import PerceptionNode
+
+    rclpy.init(args=ros_args)
+    node = PerceptionNode()
+    sampler = _Sampler(lambda: node.stats())
+    sampler.start()
+
+    def dump():
+        sampler.stop()
+        _write_json(args.out, {"role": "perception", "pid": os.getpid(), "stats": node.stats(),
+                               "latencies_ms": list(node.latencies_ms), "stage_ms": list(node.stage_ms),
+                               "samples": sampler.samples, "status_kb": proc_status_kb(),
+                               "model_id": node.pipeline.model_id})
+
+    _spin_until_stopped(node, MultiThreadedExecutor(num_threads=2), args.stop_file, dump)  # as perception_node.main
+    return 0
+
+
+def role_decoder(args, ros_args: list[str]) -> int:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from .ros.decoder_node import DecoderNode
+
+    rclpy.init(args=ros_args)
+    node = DecoderNode()
+    counters = lambda: {"embeddings_seen": node.embeddings_seen, "events": node.events}  # noqa: E731
+    sampler = _Sampler(counters)
+    sampler.start()
+
+    def dump():
+        sampler.stop()
+        _write_json(args.out, {"role": "decoder", "pid": os.getpid(), **counters(),
+                               "decoder": node.decoder.counters(), "samples": sampler.samples,
+                               "status_kb": proc_status_kb()})
+
+    _spin_until_stopped(node, SingleThreadedExecutor(), args.stop_file, dump)  # rclpy.spin, as decoder_node.main
+    return 0
+
+
+def load_frames(data_root: str, split: str, size: int, limit: int) -> list[np.ndarray]:
+    """Pre-rendered RGB frames of the split's episodes, in order, resized to size x size."""
+    from PIL import Image as PILImage
+
+    from .data.dataset import Dataset
+
+    ds = Dataset(data_root, split)
+    frames = []
+    for ep in ds.episodes():
+        for f in ds.episode_frames(ep):
+            rgb = f.image
+            if rgb.shape[0] != size or rgb.shape[1] != size:
+                rgb = np.asarray(PILImage.fromarray(rgb).resize((size, size), PILImage.BILINEAR))
+            frames.append(np.ascontiguousarray(rgb))
+            if len(frames) >= limit:
+                return frames
+    return frames
+
+
+def role_camera(args, ros_args: list[str]) -> int:
+    import array
+
+    import rclpy
+    from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    frames = load_frames(args.data, args.split, args.size, min(args.frames, args.preload))
+    rclpy.init(args=ros_args)
+    node = rclpy.create_node("bench_camera")
+    qos = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=5, reliability=QoSReliabilityPolicy.RELIABLE,
+                     durability=QoSDurabilityPolicy.VOLATILE)  # sim_camera_node's default image QoS
+    pub = node.create_publisher(Image, IMAGE_TOPIC, qos)
+    msgs = []
+    for rgb in frames:
+        m = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", is_bigendian=0, step=rgb.shape[1] * 3)
+        m.header.frame_id = "bench_camera_optical_frame"
+        m.data = array.array("B", rgb.tobytes())
+        msgs.append(m)
+    deadline = time.monotonic() + args.wait_s
+    while pub.get_subscription_count() < 1 or node.count_subscribers(EMBEDDING_TOPIC) < 1:
+        if time.monotonic() > deadline:
+            print("bench camera: perception_node/decoder_node not discovered", file=sys.stderr)
+            return 3
+        time.sleep(0.1)
+    time.sleep(args.settle_s)
+    period = 1.0 / args.rate
+    lags = []
+    t0 = time.monotonic()
+    for i in range(args.frames):
+        target = t0 + i * period
+        now = time.monotonic()
+        if target > now:
+            time.sleep(target - now)
+        msg = msgs[i % len(msgs)]
+        msg.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(msg)
+        lags.append(time.monotonic() - target)
+    duration = time.monotonic() - t0
+    _write_json(args.out, {"role": "camera", "published": args.frames, "duration_s": duration,
+                           "achieved_hz": (args.frames - 1) / duration if duration > 0 else 0.0,
+                           "rate_hz": args.rate, "image_size": args.size, "frames_in_memory": len(msgs),
+                           "lag_p95_ms": float(np.percentile(lags, 95) * 1e3), "lag_max_ms": float(max(lags) * 1e3)})
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Orchestration (no rclpy here)
+# ---------------------------------------------------------------------------
+
+
+def params_file() -> str:
+    p = REPO_ROOT / "config" / "perception.yaml"
+    if p.exists():
+        return str(p)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return str(Path(get_package_share_directory("vljepa_ros")) / "config" / "perception.yaml")
+    except (ImportError, LookupError):
+        return str(p)
+
+
+def child_env() -> dict:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # Keep the benchmark's DDS traffic to itself (other runs on this machine) unless the user chose a domain.
+    env.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _pct(x, q) -> float:
+    return float(np.percentile(np.asarray(x, dtype=np.float64), q)) if len(x) else float("nan")
+
+
+def summarise(rate: float, size: int, cam: dict, per: dict, dec: dict, warmup: int = WARMUP_FRAMES) -> dict:
+    lat = per["latencies_ms"][warmup:]
+    stages = per["stage_ms"][warmup:]
+    third = max(1, len(lat) // 3)
+    stats = per["stats"]
+    stage_p50 = {k: _pct([s[k] for s in stages if k in s], 50) for k in (stages[0] if stages else {})}
+    stage_p95 = {k: _pct([s[k] for s in stages if k in s], 95) for k in (stages[0] if stages else {})}
+    rss = [s["rss_kb"] for s in per["samples"] if s.get("processed", 0) > 0]
+    drss = [s["rss_kb"] for s in dec["samples"] if s.get("embeddings_seen", 0) > 0]
+    return {
+        "rate_hz": rate, "image_size": size,
+        "published": cam["published"], "camera_achieved_hz": cam["achieved_hz"],
+        "camera_lag_p95_ms": cam["lag_p95_ms"], "frames_in_memory": cam["frames_in_memory"],
+        "received": stats["received"], "processed": stats["processed"], "dropped": stats["dropped"],
+        "lost": cam["published"] - stats["received"], "malformed": stats["malformed"],
+        "processed_fps": stats["processed"] / cam["duration_s"] if cam["duration_s"] > 0 else 0.0,
+        "latency_frames": len(lat),
+        "latency_p50_ms": _pct(lat, 50), "latency_p95_ms": _pct(lat, 95), "latency_max_ms": max(lat) if lat else 0.0,
+        "stage_p50_ms": stage_p50, "stage_p95_ms": stage_p95,
+        "p95_first_third_ms": _pct(lat[:third], 95), "p95_last_third_ms": _pct(lat[-third:], 95),
+        "latency_bounded": bool(lat) and _pct(lat[-third:], 95) <= 1.5 * _pct(lat[:third], 95) + 5.0,
+        "perception_peak_rss_mb": per["status_kb"].get("VmHWM", 0) / 1024,
+        "decoder_peak_rss_mb": dec["status_kb"].get("VmHWM", 0) / 1024,
+        "perception_rss_first_last_mb": [rss[0] / 1024, rss[-1] / 1024] if rss else None,
+        "decoder_rss_first_last_mb": [drss[0] / 1024, drss[-1] / 1024] if drss else None,
+        "embeddings_seen_by_decoder": dec["embeddings_seen"], "decodes": dec["decoder"]["decodes"],
+        "events": dec["events"], "mean_decode_ms": dec["decoder"]["mean_decode_ms"],
+    }
+
+
+def run_config(rate: float, size: int, frames: int, *, data_root: str, split: str, model_path: str,
+               log_dir: str, preload: int = 700, env: dict | None = None) -> dict:
+    os.makedirs(log_dir, exist_ok=True)
+    tag = f"{rate:g}hz-{size}px-{frames}"
+    files = {r: os.path.join(log_dir, f"{tag}-{r}.json") for r in ("camera", "perception", "decoder")}
+    stop = os.path.join(log_dir, f"{tag}.stop")
+    for p in (*files.values(), stop):
+        if os.path.exists(p):
+            os.remove(p)
+    env = env or child_env()
+    py = [sys.executable, "-m", "vljepa_ros.bench_runtime"]
+    common = ["--ros-args", "--params-file", params_file()] + (["-p", f"model_path:={model_path}"] if model_path else [])
+    procs = {}
+    logs = {r: open(os.path.join(log_dir, f"{tag}-{r}.log"), "w") for r in files}
+    try:
+        procs["perception"] = subprocess.Popen(
+            py + ["perception", "--out", files["perception"], "--stop-file", stop] + common
+            + ["-r", f"image:={IMAGE_TOPIC}"], env=env, stdout=logs["perception"], stderr=subprocess.STDOUT)
+        procs["decoder"] = subprocess.Popen(
+            py + ["decoder", "--out", files["decoder"], "--stop-file", stop] + common
+            + ["-r", f"embedding:={EMBEDDING_TOPIC}", "-r", "action:=/perception_node/action"],
+            env=env, stdout=logs["decoder"], stderr=subprocess.STDOUT)
+        procs["camera"] = subprocess.Popen(
+            py + ["camera", "--out", files["camera"], "--rate", str(rate), "--size", str(size), "--frames",
+                  str(frames), "--data", data_root, "--split", split, "--preload", str(preload)],
+            env=env, stdout=logs["camera"], stderr=subprocess.STDOUT)
+        try:
+            rc = procs["camera"].wait(timeout=180 + 1.5 * frames / rate)
+        except subprocess.TimeoutExpired:
+            rc = None
+        time.sleep(2.0)  # let the last frames drain through perception and the decoder
+        Path(stop).touch()
+        for r in ("perception", "decoder"):
+            try:
+                procs[r].wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        missing = [r for r, p in files.items() if not os.path.exists(p)]
+        if rc != 0 or missing:
+            return {"rate_hz": rate, "image_size": size, "error": f"camera exit {rc}; no result from {missing} "
+                    f"(logs in {log_dir})"}
+        data = {r: json.load(open(p)) for r, p in files.items()}
+        return summarise(rate, size, data["camera"], data["perception"], data["decoder"])
+    finally:
+        for p in procs.values():
+            _stop(p)
+        for f in logs.values():
+            f.close()
+
+
+def plan(quick: bool, budget_s: float) -> list[tuple[float, int, int]]:
+    """(rate, size, frames) per run. >= 500 processed frames for each latency figure; the 30 Hz 224 px run is
+    the long run (bounded latency, memory) and gets what is left of the camera-time budget."""
+    if quick:
+        return [(15.0, 160, 90), (30.0, 224, 180)]
+    runs = [(15.0, 224, 600), (15.0, 160, 600), (30.0, 160, 1200)]
+    used = sum(f / r for r, _, f in runs)
+    long_frames = max(1200, int((budget_s - used) * 30.0))
+    return runs + [(30.0, 224, long_frames)]
+
+
+def run_runtime_benchmark(data_root: str, split: str = "test", model_path: str = "", quick: bool = False,
+                          budget_s: float = 480.0, log_dir: str = "reports/bench_runtime") -> dict:
+    runs = []
+    t0 = time.time()
+    for rate, size, frames in plan(quick, budget_s):
+        print(f"runtime: camera {rate:g} Hz, {size} px, {frames} frames ...", flush=True)
+        r = run_config(rate, size, frames, data_root=data_root, split=split, model_path=model_path, log_dir=log_dir)
+        runs.append(r)
+        if "error" in r:
+            print(f"  error: {r['error']}", flush=True)
+        else:
+            print(f"  latency p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} ms over "
+                  f"{r['latency_frames']} frames; {r['processed_fps']:.1f} fps processed; dropped {r['dropped']}, "
+                  f"lost {r['lost']}; p95 first/last third {r['p95_first_third_ms']:.1f}/{r['p95_last_third_ms']:.1f} ms; "
+                  f"peak RSS perception {r['perception_peak_rss_mb']:.0f} MB, decoder {r['decoder_peak_rss_mb']:.0f} MB",
+                  flush=True)
+    ok = [r for r in runs if "error" not in r]
+    longest = max(ok, key=lambda r: r["published"]) if ok else None
+    note = ""
+    if longest:
+        note = (f"Long run: {longest['published']} camera frames at {longest['rate_hz']:g} Hz "
+                f"({longest['processed']} processed); RSS perception first/last sample "
+                f"{longest['perception_rss_first_last_mb'][0]:.0f}/{longest['perception_rss_first_last_mb'][1]:.0f} MB, "
+                f"decoder {longest['decoder_rss_first_last_mb'][0]:.0f}/{longest['decoder_rss_first_last_mb'][1]:.0f} MB. "
+                + ("" if longest["published"] >= 10_000 else
+                   "evaluation.md asks for 10,000 frames; this run is capped by the time budget (--runtime-budget-s)."))
+    return {"runs": runs, "warmup_frames": WARMUP_FRAMES, "seconds": round(time.time() - t0, 1), "note": note,
+            "long_run_frames": longest["published"] if longest else 0}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ros_args: list[str] = []
+    if "--ros-args" in argv:
+        k = argv.index("--ros-args")
+        argv, ros_args = argv[:k], argv[k:]
+    parser = argparse.ArgumentParser(prog="python -m vljepa_ros.bench_runtime", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="role", required=True)
+    for role in ("perception", "decoder"):
+        p = sub.add_parser(role)
+        p.add_argument("--out", required=True)
+        p.add_argument("--stop-file", required=True)
+    p = sub.add_parser("camera")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rate", type=float, default=15.0)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--frames", type=int, default=600)
+    p.add_argument("--preload", type=int, default=700, help="frames kept in memory (replayed in a loop)")
+    p.add_argument("--data", default="data/tabletop")
+    p.add_argument("--split", default="test")
+    p.add_argument("--wait-s", type=float, default=120.0)
+    p.add_argument("--settle-s", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    role = {"perception": role_perception, "decoder": role_decoder, "camera": role_camera}[args.role]
+    return role(args, ["--ros-args", *ros_args[1:]] if ros_args else [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
