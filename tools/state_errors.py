@@ -7,8 +7,12 @@ scene holds a held-out composition (docs/model_card.md, "Analysis").
 import argparse
 import collections
 import re
+import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from vljepa_ros.assets import default_model_path
 from vljepa_ros.checkpoint import load_checkpoint
