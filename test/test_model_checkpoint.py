@@ -31,14 +31,7 @@ def _cfg(embed_dim=32):
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test machine is shared: 2 OpenMP threads next to another busy process
-    # spin-wait badly (100x slower). One thread keeps run time predictable.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

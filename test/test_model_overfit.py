@@ -13,7 +13,7 @@ from vljepa_ros.models import (
     YEncoderConfig,
     generative_decoder_loss,
 )
-from vljepa_ros.models.text import load_minilm, tokenize
+from vljepa_ros.models.text import tokenize
 
 TEXTS = [
     "a red cube on the table",
@@ -28,19 +28,8 @@ STEPS = 80
 LOSS_BELOW = 0.1  # start: ~2.3 (= ln 6 + noise); reaches ~0.01 by step 60 with these settings
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test machine is shared: 2 OpenMP threads next to another busy process
-    # spin-wait badly (100x slower). One thread keeps run time predictable.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(scope="module")
-def minilm():
-    return load_minilm()
 
 
 def _tiny(minilm):

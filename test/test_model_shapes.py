@@ -19,25 +19,14 @@ from vljepa_ros.models import (
     generative_decoder_loss,
     preprocess_frame,
 )
-from vljepa_ros.models.text import BertBlock, BertEmbeddings, load_minilm, masked_mean, tokenize
+from vljepa_ros.models.text import BertBlock, BertEmbeddings, masked_mean, tokenize
 from vljepa_ros.world_model import QueryTemplates, Ranked, WorldModel
 
 D, G, T = 32, 2, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test machine is shared: 2 OpenMP threads next to another busy process
-    # spin-wait badly (100x slower). One thread keeps run time predictable.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(scope="module")
-def minilm():
-    return load_minilm()  # cached per process: one MiniLM for all tests
 
 
 @pytest.fixture(scope="module")

@@ -98,3 +98,28 @@ def make_image_converter(prefer_cv_bridge: bool):
         return compressed_to_rgb(msg.format, msg.data)
 
     return convert_raw, convert_compressed, bridge is not None
+
+
+def run_node(node_class, name: str, args=None, threads: int = 1) -> None:
+    """init, build the node, spin until Ctrl-C / shutdown, clean up. A node that
+    rejects its parameters or model at start-up (ValueError / RuntimeError)
+    logs the reason as FATAL and exits with status 2."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, RuntimeError) as e:
+        rclpy.logging.get_logger(name).fatal(str(e))
+        raise SystemExit(2) from e
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

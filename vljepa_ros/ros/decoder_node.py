@@ -14,7 +14,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import Header
 
@@ -24,7 +23,7 @@ from ..checkpoint import CheckpointError
 from ..perception import load_model
 from ..selective_decoding import SelectiveDecoderConfig
 from ..semantic_events import DECODE_MODES, SemanticEventDecoder
-from .common import RELIABLE_QOS, StampBook, check_range, declare, stamp_to_s
+from .common import RELIABLE_QOS, StampBook, check_range, declare, run_node, stamp_to_s
 
 NODE_NAME = "decoder_node"
 KINDS = {"initial": SemanticEvent.KIND_INITIAL, "change": SemanticEvent.KIND_CHANGE,
@@ -196,20 +195,7 @@ def _deep_reliable():
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DecoderNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, RuntimeError) as e:
-        rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
-        raise SystemExit(2) from e
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(DecoderNode, NODE_NAME, args, threads=1)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ import threading
 import time
 from collections import deque
 
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -32,7 +30,7 @@ from vljepa_ros.srv import Ask, PredictOutcome
 from ..checkpoint import CheckpointError
 from ..imaging import ImageConversionError
 from ..perception import PerceptionConfig, PerceptionPipeline, load_model
-from .common import RELIABLE_QOS, SENSOR_QOS_LATEST, StampBook, check_range, declare, make_image_converter
+from .common import RELIABLE_QOS, SENSOR_QOS_LATEST, StampBook, check_range, declare, make_image_converter, run_node
 
 NODE_NAME = "perception_node"
 
@@ -285,22 +283,8 @@ def _bank(value) -> list[str] | None:
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PerceptionNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, RuntimeError) as e:
-        rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
-        raise SystemExit(2) from e
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    # two threads: the frame worker runs beside service and parameter callbacks
+    run_node(PerceptionNode, NODE_NAME, args, threads=2)
 
 
 if __name__ == "__main__":

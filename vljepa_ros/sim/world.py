@@ -119,6 +119,10 @@ class SceneParams:
         return cls(**d)
 
 
+UR5E_JOINTS = ("shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint",
+               "wrist_1_joint", "wrist_2_joint", "wrist_3_joint")
+
+
 def _world_xml(shadow_size: int) -> str:
     objects = []
     for colour, rgb in COLOURS.items():
@@ -259,27 +263,13 @@ class TabletopWorld:
         self._arm_qadr = np.array(
             [
                 m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "ur_" + j)]
-                for j in (
-                    "shoulder_pan_joint",
-                    "shoulder_lift_joint",
-                    "elbow_joint",
-                    "wrist_1_joint",
-                    "wrist_2_joint",
-                    "wrist_3_joint",
-                )
+                for j in UR5E_JOINTS
             ]
         )
         self._arm_dof = np.array(
             [
                 m.jnt_dofadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "ur_" + j)]
-                for j in (
-                    "shoulder_pan_joint",
-                    "shoulder_lift_joint",
-                    "elbow_joint",
-                    "wrist_1_joint",
-                    "wrist_2_joint",
-                    "wrist_3_joint",
-                )
+                for j in UR5E_JOINTS
             ]
         )
         self._renderers: Dict[Tuple[int, int], mujoco.Renderer] = {}
