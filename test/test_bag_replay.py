@@ -66,7 +66,7 @@ def test_bag_plays_through_perception_twice(bag):
             time.sleep(0.05)
         for _ in range(2):
             player.play()
-            time.sleep(1.0)
+            time.sleep(2.0)  # lets the last frame of a play finish before the jump back
         deadline = time.monotonic() + 20
         while node.received < 2 * FRAMES and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -78,10 +78,15 @@ def test_bag_plays_through_perception_twice(bag):
         second = [k for k in range(1, len(stamps)) if stamps[k] < stamps[k - 1]]
         assert len(second) == 1, "the second play was not processed after the jump back"
         assert node.stale == 0
-        # at 3.75 frames/s most frames are processed; none is processed twice per play
+        # none is processed twice per play; how many are processed depends on the
+        # machine's speed (the newest frame replaces a waiting one), so this checks
+        # the accounting and the keep-latest guarantee instead of a count: the final
+        # frame of each play is never lost, and every frame is processed or dropped
         first_play, second_play = stamps[:second[0]], stamps[second[0]:]
         assert len(set(first_play)) == len(first_play) and len(set(second_play)) == len(second_play)
-        assert len(first_play) >= FRAMES // 2 and len(second_play) >= FRAMES // 2
+        assert first_play[-1] == recorded[-1] and second_play[-1] == recorded[-1]
+        assert len(got) == node.processed
+        assert node.processed + node.dropped == node.received
         node.destroy_node(), player.destroy_node(), listener.destroy_node()
     finally:
         rclpy.try_shutdown()
