@@ -64,7 +64,9 @@ node = rclpy.create_node("planner")
 qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
 
 def on_event(m):
-    out.write(json.dumps({"type": "event", "kind": int(m.kind), "state_start": s(m.header.stamp),
+    kind = {SemanticEvent.KIND_CHANGE: "change", SemanticEvent.KIND_INITIAL: "initial",
+            SemanticEvent.KIND_HEARTBEAT: "heartbeat"}.get(m.kind, str(m.kind))
+    out.write(json.dumps({"type": "event", "kind": kind, "state_start": s(m.header.stamp),
                           "previous": s(m.previous_stamp), "text": m.text, "previous_text": m.previous_text,
                           "action": m.action, "action_confidence": m.action_confidence,
                           "change_score": m.change_score, "confidence": m.confidence}) + "\n")
@@ -196,7 +198,7 @@ def score(rows):
         first = start + (TOLERANCE_S if episodes else 0.0)
         episodes.append({"seed": seed, "start": start, "end": end, "lo": first, "hi": end - TAIL_S,
                          "transitions": trans, "frames": len(ts)})
-    changes = [e for e in events if e["kind"] == 1]   # SemanticEvent.KIND_CHANGE
+    changes = [e for e in events if e["kind"] == "change"]
     matched = n_events = n_truths = 0
     misses, extras, in_static, boundary = [], [], [], []
     action_total = action_right = 0
@@ -290,7 +292,7 @@ def score(rows):
         "true_transitions": n_truths, "change_events": n_events, "matched": matched,
         "recall": matched / n_truths if n_truths else 1.0,
         "precision": matched / n_events if n_events else 1.0,
-        "events_total": len(events), "initial_events": sum(e["kind"] == 0 for e in events),
+        "events_total": len(events), "initial_events": sum(e["kind"] == "initial" for e in events),
         "boundary_events": len(boundary),
         "text_accuracy": text_right / len(events), "action_events": action_total,
         "action_accuracy": action_right / action_total if action_total else 1.0,

@@ -2,8 +2,20 @@
 
 Per camera frame: backbone once (cached), then, for the sliding window of the
 newest frames, the predicted state embedding, the ranked state phrases and,
-when the top-1 state has changed and held for ``change_windows`` windows, the
-action that linked the state before to the state after (WorldPrediction-style).
+when the scene has changed and settled again, the action that linked the state
+before to the state after (WorldPrediction-style).
+
+The change is found by the same detector decoder_node uses for its events
+(:class:`SelectiveDecoder` on the state embedding, decoding nothing), with the
+same parameters, so each change event on /semantic_events has an action
+estimate decided on the same frame: "before" is the last window that ended
+``before_margin_s`` ahead of the change's detection (an arm starts moving a
+few tenths of a second before the embedding crosses the threshold), "after"
+the settled window the event is decoded from. (The first design debounced
+the top-1 retrieved state instead; on unseen camera poses the top-1 flickers
+between near neighbours, which fired action estimates at the wrong moments
+and compared windows of the same state: 0 of 12 right in the simulation
+test.)
 The node only converts messages and publishes what this returns.
 """
 
@@ -11,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +31,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .selective_decoding import SelectiveDecoder, SelectiveDecoderConfig
 from .world_model import QueryTemplates, Ranked, Window, WorldModel
 
 
@@ -26,7 +40,9 @@ class PerceptionConfig:
     window_frames: int = 0            # 0 = the model's window size
     world_state_top_k: int = 3
     action_top_k: int = 3
-    change_windows: int = 3           # a new top-1 state must hold this many windows to count as a change
+    # the change detector of the action estimates: keep it equal to decoder_node's
+    change: SelectiveDecoderConfig = field(default_factory=SelectiveDecoderConfig)
+    before_margin_s: float = 0.4      # the "before" window ends this long before the change was detected
     jump_back_reset_s: float = 1.0    # a stamp this far behind the last one (a looped bag) restarts the stream
     threads: int = 2                  # torch intra-op threads
 
@@ -35,8 +51,8 @@ class PerceptionConfig:
             raise ValueError(f"window_frames must be in [0, {model_window}] (0 = the model's {model_window})")
         if self.world_state_top_k < 1 or self.action_top_k < 1:
             raise ValueError("top_k values must be >= 1")
-        if self.change_windows < 1:
-            raise ValueError("change_windows must be >= 1")
+        if not 0.0 <= self.before_margin_s <= 5.0:
+            raise ValueError("before_margin_s must be in [0, 5] seconds")
 
 
 @dataclass
@@ -84,10 +100,11 @@ class PerceptionPipeline:
                                 self.config.window_frames or model_window)
         # One lock: the frame loop and service calls share the model and its cache.
         self.lock = threading.RLock()
-        self._stable_state: str | None = None
-        self._stable_window: Window | None = None
-        self._candidate: str | None = None
-        self._candidate_count = 0
+        self._changes = SelectiveDecoder(self.config.change)
+        # (window, top-1 state) of recent frames while the scene was stable: the
+        # candidates for a change's "before" window (a few seconds at 30 Hz)
+        self._stable_windows: deque[tuple[Window, str]] = deque(maxlen=96)
+        self._before: tuple[Window, str] | None = None  # chosen when a change begins
 
     @property
     def model_id(self) -> str:
@@ -97,8 +114,15 @@ class PerceptionPipeline:
         """Forget the stream (e.g. after a jump back in time on bag replay)."""
         with self.lock:
             self.world.cache.clear()
-            self._stable_state = self._stable_window = self._candidate = None
-            self._candidate_count = 0
+            self._changes = SelectiveDecoder(self.config.change)
+            self._stable_windows.clear()
+            self._before = None
+
+    def set_change_config(self, config: SelectiveDecoderConfig) -> None:
+        """New change-detector parameters (keep them equal to decoder_node's)."""
+        with self.lock:
+            self.config.change = config
+            self._changes.config = config
 
     def process(self, rgb: np.ndarray, stamp: float) -> FrameResult | None:
         """One camera frame -> results for the window ending at it (None if the
@@ -116,7 +140,7 @@ class PerceptionPipeline:
             window = self.world.window()
             state = self.world.state(self.config.world_state_top_k, window)  # one predictor pass
             t2 = time.perf_counter()
-            action = self._track_state(state.top if state.labels else None, window)
+            action = self._track_change(state, window)
             t3 = time.perf_counter()
             return FrameResult(
                 stamp=window.stamps[-1], window_start=window.stamps[0], window_frames=len(window.stamps),
@@ -124,27 +148,34 @@ class PerceptionPipeline:
                 timings_ms={"backbone": (t1 - t0) * 1e3, "predictor": (t2 - t1) * 1e3, "action": (t3 - t2) * 1e3},
             )
 
-    def _track_state(self, top: str | None, window: Window) -> ActionResult | None:
-        """Debounced top-1 state; on a confirmed change, which action linked them."""
-        if top is None:
+    def _track_change(self, state: Ranked, window: Window) -> ActionResult | None:
+        """Feed the change detector; when a change has settled, which action linked
+        the window before it to the window now."""
+        top = state.top if state.labels else ""
+        trigger = self._changes.update(window.stamps[-1], state.embedding.numpy())
+        phase = self._changes.phase
+        if phase == "changing" and self._before is None:
+            # a change began at change_start_s: pick the last stable window well before it
+            limit = self._changes.change_start_s - self.config.before_margin_s
+            fits = [w for w in self._stable_windows if w[0].stamps[-1] <= limit]
+            self._before = fits[-1] if fits else (self._stable_windows[0] if self._stable_windows else None)
+        elif phase == "stable" and trigger is None and self._before is not None:
+            self._before = None  # the change was cancelled (a glitch)
+        if trigger is None or trigger.kind != "change":
+            if phase == "stable" or trigger is not None:
+                self._stable_windows.append((window, top))
             return None
-        if self._stable_state is None:
-            self._stable_state, self._stable_window = top, window
+        before = self._before
+        self._before = None
+        self._stable_windows.clear()
+        self._stable_windows.append((window, top))
+        if before is None:
             return None
-        if top == self._stable_state:
-            self._stable_window, self._candidate, self._candidate_count = window, None, 0
-            return None
-        self._candidate_count = self._candidate_count + 1 if top == self._candidate else 1
-        self._candidate = top
-        if self._candidate_count < self.config.change_windows:
-            return None
-        before, before_state = self._stable_window, self._stable_state
-        self._stable_state, self._stable_window = top, window
-        self._candidate, self._candidate_count = None, 0
-        ranked = self.world.action_between(before, window)
+        before_window, before_state = before
+        ranked = self.world.action_between(before_window, window)
         ranked = Ranked(ranked.labels[: self.config.action_top_k], ranked.scores[: self.config.action_top_k],
                         ranked.probabilities[: self.config.action_top_k], ranked.embedding)
-        return ActionResult(before.stamps[-1], window.stamps[-1], before_state, top, ranked)
+        return ActionResult(before_window.stamps[-1], window.stamps[-1], before_state, top, ranked)
 
     # ---- services --------------------------------------------------------------
     def predict_outcome(self, action: str, candidates: list[str] | None = None) -> tuple[Ranked, float]:
@@ -170,3 +201,7 @@ class PerceptionPipeline:
     def set_state_query(self, query: str) -> None:
         with self.lock:
             self.world.queries.state = query
+            # embeddings of another query are not comparable: the change detector starts over
+            self._changes = SelectiveDecoder(self.config.change)
+            self._stable_windows.clear()
+            self._before = None

@@ -236,6 +236,16 @@ class SelectiveDecoder:
         }
 
     @property
+    def phase(self) -> str:
+        """'init' (before the first decode), 'stable' or 'changing' (a change in progress)."""
+        return self._phase
+
+    @property
+    def change_start_s(self) -> float | None:
+        """Stream time the change in progress began (None unless the phase is 'changing')."""
+        return self._cand_start if self._phase == "changing" else None
+
+    @property
     def reference(self) -> np.ndarray | None:
         """Embedding of the current decoded state (None before the initial trigger)."""
         return None if self._ref is None else self._ref.astype(np.float32)

@@ -3,15 +3,19 @@
     embeddings --SelectiveDecoder--> trigger? --Y-decoder--> text --> SemanticEvent fields
 
 Only a trigger calls the Y-decoder (the expensive step); everything else is a
-dot product. Action estimates that perception publishes on a state change are
-kept for a short time and attached to the event whose state began near them.
+dot product. perception_node runs the same change detector and publishes an
+action estimate on the frame a change settles; estimates are kept for a short
+time and attached to the change event they belong to. The estimate and the
+embedding of that frame travel on two topics, so either may arrive first: a
+change event without its estimate waits up to ``action_wait_s`` of stream time
+for it (one or two frames in practice) and is then released with or without.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -50,7 +54,7 @@ class _ActionNote:
 class SemanticEventDecoder:
     def __init__(self, checkpoint: Checkpoint, mode: str = "generative",
                  config: SelectiveDecoderConfig | None = None, text_bank: list[str] | None = None,
-                 action_match_s: float = 2.0):
+                 action_match_s: float = 2.0, action_wait_s: float = 0.3):
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode must be one of {DECODE_MODES}, got {mode!r}")
         if mode == "generative" and checkpoint.decoder is None:
@@ -59,6 +63,10 @@ class SemanticEventDecoder:
         self.mode = mode
         self.selective = SelectiveDecoder(config or SelectiveDecoderConfig())
         self.action_match_s = action_match_s
+        self.action_wait_s = action_wait_s
+        self._pending: Event | None = None   # a change event waiting for its action estimate
+        self.waiting_since: float | None = None  # monotonic wall time the wait began
+        self._actions_seen = False           # waiting only makes sense when estimates come at all
         model = checkpoint.model
         self._bank = PhraseBank(model.y_encoder, text_bank or checkpoint.phrase_banks.get("state", []))
         self._retrieval = RetrievalDecoder(self._bank, model.temperature.detach())
@@ -88,8 +96,27 @@ class SemanticEventDecoder:
         self._bank.texts = texts or self.checkpoint.phrase_banks.get("state", [])
 
     # ---- stream ------------------------------------------------------------------
-    def note_action(self, before_s: float, after_s: float, action: str, confidence: float) -> None:
+    def note_action(self, before_s: float, after_s: float, action: str, confidence: float) -> list[Event]:
+        """Keep an action estimate; returns the waiting change event it completes, if any."""
+        self._actions_seen = True
         self._actions.append(_ActionNote(after_s, before_s, action, confidence))
+        if self._pending is None:
+            return []
+        return self._complete_pending()
+
+    def _complete_pending(self) -> list[Event]:
+        event = self._pending
+        note = self._action_for(event.previous_start_s, event.state_start_s, event.decided_at_s)
+        if note is None:
+            return []
+        self._actions.remove(note)
+        self._pending = self.waiting_since = None
+        return [replace(event, action=note.action, action_confidence=note.confidence)]
+
+    def flush(self) -> list[Event]:
+        """Release a change event still waiting for its action estimate (e.g. at shutdown)."""
+        event, self._pending, self.waiting_since = self._pending, None, None
+        return [event] if event is not None else []
 
     def _action_for(self, previous_start_s: float | None, state_start_s: float, decided_at_s: float):
         """The action estimate for the transition that began at state_start_s: its
@@ -119,27 +146,37 @@ class SemanticEventDecoder:
         self.decode_ms_total += ms
         return decoded, ms
 
-    def update(self, stamp_s: float, embedding: np.ndarray) -> Event | None:
+    def update(self, stamp_s: float, embedding: np.ndarray) -> list[Event]:
+        """One embedding of the stream -> the events ready now (usually none)."""
+        ready: list[Event] = []
         if self._last_stamp is not None and stamp_s < self._last_stamp - self.jump_back_reset_s:
+            ready += self.flush()
             self.reset()  # time went back (a looped bag, a restarted simulation): a new stream
         self._last_stamp = stamp_s if self._last_stamp is None else max(self._last_stamp, stamp_s)
+        if self._pending is not None and stamp_s > self._pending.decided_at_s + self.action_wait_s:
+            ready += self.flush()  # its estimate did not come: released without
         trigger: Trigger | None = self.selective.update(stamp_s, embedding)
         if trigger is None:
-            return None
+            return ready
+        ready += self.flush()  # a new trigger supersedes any wait
         decoded, _ = self.decode(trigger.decode_embedding)
         previous_text = "" if trigger.kind == "initial" else self.current_text
-        note = None if trigger.kind != "change" else self._action_for(
-            trigger.previous_start_s, trigger.state_start_s, trigger.stamp_s)
-        if note is not None:
-            self._actions.remove(note)
         self.current_text = decoded.text
-        return Event(
+        event = Event(
             kind=trigger.kind, state_start_s=trigger.state_start_s, previous_start_s=trigger.previous_start_s,
             decided_at_s=trigger.stamp_s, text=decoded.text, previous_text=previous_text,
             change_score=float(trigger.change_score), confidence=float(decoded.confidence),
-            action=note.action if note else "", action_confidence=note.confidence if note else 0.0,
+            action="", action_confidence=0.0,
             embedding=np.asarray(trigger.decode_embedding, dtype=np.float32),
         )
+        if trigger.kind != "change":
+            return ready + [event]
+        self._pending = event
+        self.waiting_since = time.monotonic()
+        done = self._complete_pending()
+        if done or not self._actions_seen or self.action_wait_s <= 0.0:
+            return ready + (done or self.flush())
+        return ready
 
     def counters(self) -> dict:
         c = self.selective.counters()
@@ -149,5 +186,6 @@ class SemanticEventDecoder:
     def reset(self) -> None:
         self.selective.reset()
         self._actions.clear()
+        self._pending = self.waiting_since = None
         self.current_text = ""
         self._last_stamp = None

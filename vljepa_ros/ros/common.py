@@ -73,6 +73,31 @@ def check_range(name: str, value, low, high) -> str | None:
     return None
 
 
+# SelectiveDecoderConfig fields exposed as parameters: (range, description). The
+# change detector runs in decoder_node (events) and in perception_node (when to
+# estimate the action); config/perception.yaml sets them once for both.
+CHANGE_PARAMS = {
+    "smoothing": ((0.01, 1.0), "EMA weight of the newest embedding (1 = no smoothing)."),
+    "threshold": ((0.001, 2.0), "Cosine distance to the current state's embedding that starts a change."),
+    "hysteresis": ((0.0, 1.0), "A change is cancelled when the distance falls to threshold - hysteresis."),
+    "min_dwell_s": ((0.0, 60.0), "Seconds (camera time) a change must persist before it counts."),
+    "settle_s": ((0.0, 60.0), "Seconds the new state must be still before it is decoded."),
+    "settle_fraction": ((0.0, 1.0), "'Still' = moving less than settle_fraction * threshold."),
+    "max_settle_s": ((0.0, 600.0), "Decode a confirmed change after this long even if it never settles."),
+    "max_silence_s": ((0.0, 86400.0), "Heartbeat event after this long without a decode; 0 = off."),
+}
+
+
+def declare_change_detector(node: Node, names=tuple(CHANGE_PARAMS)) -> tuple[dict, list[str]]:
+    """Declare the change-detector parameters; returns (values, start-up range problems)."""
+    from ..selective_decoding import SelectiveDecoderConfig
+
+    defaults = SelectiveDecoderConfig()
+    values = {n: declare(node, n, float(getattr(defaults, n)), CHANGE_PARAMS[n][1], float_range=CHANGE_PARAMS[n][0])
+              for n in names}
+    return values, [p for p in (check_range(n, v, *CHANGE_PARAMS[n][0]) for n, v in values.items()) if p]
+
+
 def make_image_converter(prefer_cv_bridge: bool):
     """msg -> RGB uint8 (H,W,3). cv_bridge where installed (ROS machines), the
     project's own conversion otherwise; both give the same array."""

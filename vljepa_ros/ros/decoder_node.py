@@ -9,6 +9,8 @@ Never sees pixels. A thin adapter around vljepa_ros.semantic_events:
 
 from __future__ import annotations
 
+import time
+
 
 import numpy as np
 import rclpy
@@ -23,28 +25,18 @@ from ..checkpoint import CheckpointError
 from ..perception import load_model
 from ..selective_decoding import SelectiveDecoderConfig
 from ..semantic_events import DECODE_MODES, SemanticEventDecoder
-from .common import RELIABLE_QOS, StampBook, check_range, declare, run_node, stamp_to_s
+from .common import (CHANGE_PARAMS, RELIABLE_QOS, StampBook, check_range, declare, declare_change_detector,
+                     run_node, stamp_to_s)
 
 NODE_NAME = "decoder_node"
 KINDS = {"initial": SemanticEvent.KIND_INITIAL, "change": SemanticEvent.KIND_CHANGE,
          "heartbeat": SemanticEvent.KIND_HEARTBEAT}
-# SelectiveDecoderConfig fields exposed as parameters: (range, description)
-SELECTIVE_PARAMS = {
-    "smoothing": ((0.01, 1.0), "EMA weight of the newest embedding (1 = no smoothing)."),
-    "threshold": ((0.001, 2.0), "Cosine distance to the current state's embedding that starts a change."),
-    "hysteresis": ((0.0, 1.0), "A change is cancelled when the distance falls to threshold - hysteresis."),
-    "min_dwell_s": ((0.0, 60.0), "Seconds (camera time) a change must persist before it counts."),
-    "settle_s": ((0.0, 60.0), "Seconds the new state must be still before it is decoded."),
-    "settle_fraction": ((0.0, 1.0), "'Still' = moving less than settle_fraction * threshold."),
-    "max_settle_s": ((0.0, 600.0), "Decode a confirmed change after this long even if it never settles."),
-    "max_silence_s": ((0.0, 86400.0), "Heartbeat event after this long without a decode; 0 = off."),
-}
+SELECTIVE_PARAMS = CHANGE_PARAMS
 
 
 class DecoderNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        defaults = SelectiveDecoderConfig()
         model_path = declare(self, "model_path", "", "Checkpoint directory; empty = the shipped default model.",
                              read_only=True)
         mode = declare(self, "decode_mode", "generative",
@@ -54,14 +46,16 @@ class DecoderNode(Node):
         action_match_s = declare(self, "action_match_s", 2.0,
                                  "Attach an ActionEstimate to an event if their times are within this many seconds.",
                                  float_range=(0.0, 60.0))
+        action_wait_s = declare(self, "action_wait_s", 0.3,
+                                "A change event waits up to this long (camera time) for its ActionEstimate, "
+                                "which travels on another topic; 0 = never wait.", float_range=(0.0, 10.0))
         stats_rate = declare(self, "stats_rate_hz", 1.0, "Rate of ~/stats.", float_range=(0.01, 100.0))
         self.pose_frame = declare(self, "camera_pose_frame", "",
                                   "Fixed frame for SemanticEvent.camera_pose via TF; empty = no pose.")
-        values = {name: declare(self, name, float(getattr(defaults, name)), desc, float_range=rng)
-                  for name, (rng, desc) in SELECTIVE_PARAMS.items()}
-        problems = [check_range(n, values[n], *SELECTIVE_PARAMS[n][0]) for n in values]
+        values, problems = declare_change_detector(self)
         problems += [None if mode in DECODE_MODES else f"decode_mode={mode!r} must be one of {DECODE_MODES}",
                      check_range("action_match_s", action_match_s, 0.0, 60.0),
+                     check_range("action_wait_s", action_wait_s, 0.0, 10.0),
                      check_range("stats_rate_hz", stats_rate, 0.01, 100.0)]
         problems = [p for p in problems if p]
         try:
@@ -75,7 +69,7 @@ class DecoderNode(Node):
         except CheckpointError as e:
             raise RuntimeError(f"cannot load the model: {e}") from e
         self.decoder = SemanticEventDecoder(checkpoint, mode, config, [t for t in text_bank if t] or None,
-                                            action_match_s)
+                                            action_match_s, action_wait_s)
         self.model_id = checkpoint.model_id
         self.embed_dim = checkpoint.model.cfg.embed_dim
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -126,8 +120,9 @@ class DecoderNode(Node):
 
     def _on_action(self, msg: ActionEstimate) -> None:
         if msg.actions and msg.model_id == self.model_id:
-            self.decoder.note_action(stamp_to_s(msg.before_stamp), stamp_to_s(msg.header.stamp), msg.actions[0],
-                                     float(msg.probabilities[0]) if msg.probabilities else 0.0)
+            self._publish(self.decoder.note_action(stamp_to_s(msg.before_stamp), stamp_to_s(msg.header.stamp),
+                                                   msg.actions[0],
+                                                   float(msg.probabilities[0]) if msg.probabilities else 0.0))
 
     def _on_embedding(self, msg: SemanticEmbedding) -> None:
         self.embeddings_seen += 1
@@ -145,12 +140,16 @@ class DecoderNode(Node):
                                    throttle_duration_sec=5.0)
             return
         self._frame_id = msg.header.frame_id
-        event = self.decoder.update(self._stamps.add(msg.header.stamp), embedding)
-        if event is None:
-            return
+        self._publish(self.decoder.update(self._stamps.add(msg.header.stamp), embedding))
+
+    def _publish(self, events) -> None:
+        for event in events:
+            self._publish_event(event)
+
+    def _publish_event(self, event) -> None:
         out = SemanticEvent(
             kind=KINDS[event.kind],
-            header=Header(stamp=self._stamps.get(event.state_start_s), frame_id=msg.header.frame_id),
+            header=Header(stamp=self._stamps.get(event.state_start_s), frame_id=self._frame_id),
             previous_stamp=self._stamps.get(event.previous_start_s), text=event.text,
             previous_text=event.previous_text, change_score=float(event.change_score),
             confidence=float(event.confidence), action=event.action,
@@ -178,6 +177,8 @@ class DecoderNode(Node):
         return pose
 
     def _publish_stats(self) -> None:
+        if self.decoder.waiting_since is not None and time.monotonic() - self.decoder.waiting_since > 1.0:
+            self._publish(self.decoder.flush())  # the stream stopped while an event waited for its action
         c = self.decoder.counters()
         seen = self.embeddings_seen
         self.stats_pub.publish(DecodeStats(

@@ -6,7 +6,7 @@ vljepa_ros.perception.PerceptionPipeline:
   subscribes  image (sensor_msgs/Image) or image/compressed (CompressedImage),
               best effort, keep-last-1
   publishes   ~/embedding (SemanticEmbedding), ~/world_state (WorldState),
-              ~/action (ActionEstimate, when the state changed)
+              ~/action (ActionEstimate, when the scene changed and settled)
   serves      ~/predict_outcome (PredictOutcome), ~/ask (Ask)
 
 Frames are handed to one worker thread through a one-slot mailbox: when
@@ -30,9 +30,14 @@ from vljepa_ros.srv import Ask, PredictOutcome
 from ..checkpoint import CheckpointError
 from ..imaging import ImageConversionError
 from ..perception import PerceptionConfig, PerceptionPipeline, load_model
-from .common import RELIABLE_QOS, SENSOR_QOS_LATEST, StampBook, check_range, declare, make_image_converter, run_node
+from ..selective_decoding import SelectiveDecoderConfig
+from .common import (RELIABLE_QOS, SENSOR_QOS_LATEST, StampBook, check_range, declare, declare_change_detector,
+                     make_image_converter, run_node)
 
 NODE_NAME = "perception_node"
+# decoder_node's change-detector parameters that decide when ~/action is estimated
+CHANGE_DETECTOR = ("smoothing", "threshold", "hysteresis", "min_dwell_s", "settle_s", "settle_fraction",
+                   "max_settle_s")
 
 
 class PerceptionNode(Node):
@@ -64,10 +69,10 @@ class PerceptionNode(Node):
             "world_state_top_k": declare(self, "world_state_top_k", 3, "Labels on ~/world_state.",
                                          int_range=(1, 100)),
             "action_top_k": declare(self, "action_top_k", 3, "Actions on ~/action.", int_range=(1, 100)),
-            "change_windows": declare(self, "change_windows", 3,
-                                      "Windows a new top-1 state must hold before ~/action is published.",
-                                      int_range=(1, 1000)),
         }
+        # the change detector that decides when ~/action is estimated: the same
+        # parameters as decoder_node's, so an action is ready for each event
+        change, change_problems = declare_change_detector(self, CHANGE_DETECTOR)
         problems = [r for r in (
             None if p["image_transport"] in ("raw", "compressed") else
             f"image_transport={p['image_transport']!r} must be 'raw' or 'compressed'",
@@ -75,8 +80,11 @@ class PerceptionNode(Node):
             check_range("max_rate_hz", p["max_rate_hz"], 0.0, 240.0),
             check_range("world_state_top_k", p["world_state_top_k"], 1, 100),
             check_range("action_top_k", p["action_top_k"], 1, 100),
-            check_range("change_windows", p["change_windows"], 1, 1000),
-        ) if r]
+        ) if r] + change_problems
+        try:
+            change_config = SelectiveDecoderConfig(**change)
+        except ValueError as e:
+            problems.append(str(e))
         if problems:
             raise ValueError("invalid parameters: " + "; ".join(problems))
         try:
@@ -86,7 +94,7 @@ class PerceptionNode(Node):
         self.pipeline = PerceptionPipeline(
             checkpoint,
             PerceptionConfig(window_frames=p["window_frames"], world_state_top_k=p["world_state_top_k"],
-                             action_top_k=p["action_top_k"], change_windows=p["change_windows"],
+                             action_top_k=p["action_top_k"], change=change_config,
                              threads=p["threads"]),
             state_bank=_bank(p["state_bank"]), action_bank=_bank(p["action_bank"]))
         if p["state_query"]:
@@ -134,6 +142,12 @@ class PerceptionNode(Node):
                 if any(not isinstance(t, str) for t in value) or (value != [""] and any(not t.strip() for t in value)):
                     return SetParametersResult(successful=False,
                                                reason=f"{param.name}: phrases must be non-empty strings ([''] = model default)")
+        change = {n: getattr(self.pipeline.config.change, n) for n in CHANGE_DETECTOR}
+        change.update({p.name: float(p.value) for p in params if p.name in CHANGE_DETECTOR})
+        try:
+            change_config = SelectiveDecoderConfig(**change)
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
         # Valid: apply (ranges and read-only are enforced by rclpy from the descriptors).
         for param in params:
             if param.name == "state_bank":
@@ -148,8 +162,8 @@ class PerceptionNode(Node):
                 self.pipeline.config.world_state_top_k = int(param.value)
             elif param.name == "action_top_k":
                 self.pipeline.config.action_top_k = int(param.value)
-            elif param.name == "change_windows":
-                self.pipeline.config.change_windows = int(param.value)
+        if any(p.name in CHANGE_DETECTOR for p in params):
+            self.pipeline.set_change_config(change_config)
         return SetParametersResult(successful=True)
 
     # ---- frames ------------------------------------------------------------------
@@ -203,6 +217,13 @@ class PerceptionNode(Node):
         header = msg.header  # stamp and frame_id of the newest frame, from the camera
         model_id = self.pipeline.model_id
         embedding = result.embedding.tolist()
+        # the action first: decoder_node holds a change event until its estimate arrives
+        if result.action is not None:
+            a = result.action
+            self.action_pub.publish(ActionEstimate(
+                header=header, before_stamp=self._stamps.get(a.before_stamp), before_state=a.before_state,
+                after_state=a.after_state, actions=a.ranked.labels, scores=a.ranked.scores,
+                probabilities=a.ranked.probabilities, model_id=model_id))
         self.embedding_pub.publish(SemanticEmbedding(
             header=header, window_start=self._stamps.get(result.window_start), window_frames=result.window_frames,
             frames_skipped=self._skipped_since_publish, query=self.pipeline.world.queries.state,
@@ -212,12 +233,6 @@ class PerceptionNode(Node):
         self.world_state_pub.publish(WorldState(
             header=header, labels=result.state.labels, scores=result.state.scores,
             probabilities=result.state.probabilities, model_id=model_id, embedding=embedding))
-        if result.action is not None:
-            a = result.action
-            self.action_pub.publish(ActionEstimate(
-                header=header, before_stamp=self._stamps.get(a.before_stamp), before_state=a.before_state,
-                after_state=a.after_state, actions=a.ranked.labels, scores=a.ranked.scores,
-                probabilities=a.ranked.probabilities, model_id=model_id))
         self.processed += 1
         self.latencies_ms.append((published_at - received_at) * 1e3)
         self.stage_ms.append({"conversion": (t_conv - received_at) * 1e3, **result.timings_ms})
