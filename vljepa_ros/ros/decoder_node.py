@@ -31,7 +31,6 @@ from .common import (CHANGE_PARAMS, RELIABLE_QOS, StampBook, check_range, declar
 NODE_NAME = "decoder_node"
 KINDS = {"initial": SemanticEvent.KIND_INITIAL, "change": SemanticEvent.KIND_CHANGE,
          "heartbeat": SemanticEvent.KIND_HEARTBEAT}
-SELECTIVE_PARAMS = CHANGE_PARAMS
 
 
 class DecoderNode(Node):
@@ -96,11 +95,11 @@ class DecoderNode(Node):
         self.get_logger().info(f"model {self.model_id}; decode mode '{mode}'; threshold {config.threshold}")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        values = {f: getattr(self.decoder.config, f) for f in SELECTIVE_PARAMS}
+        values = {f: getattr(self.decoder.config, f) for f in CHANGE_PARAMS}
         mode = self.decoder.mode
         text_bank = None
         for param in params:
-            if param.name in SELECTIVE_PARAMS:
+            if param.name in CHANGE_PARAMS:
                 values[param.name] = float(param.value)
             elif param.name == "decode_mode":
                 mode = param.value
@@ -116,6 +115,9 @@ class DecoderNode(Node):
         self.decoder.set_config(config)
         if text_bank is not None:
             self.decoder.set_text_bank(text_bank)
+        for param in params:  # ranges enforced by rclpy from the descriptors
+            if param.name in ("action_match_s", "action_wait_s"):
+                setattr(self.decoder, param.name, float(param.value))
         return SetParametersResult(successful=True)
 
     def _on_action(self, msg: ActionEstimate) -> None:
