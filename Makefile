@@ -137,7 +137,14 @@ $(DATA)_scenes/meta.json: | $(VENV_STAMP)
 $(DATA)_pairs/meta.json: | $(VENV_STAMP)
 	@$(VENV_RUN) $(GEN) --out $(DATA)_pairs --episodes-train 1500 --episodes-val 0 --episodes-test 0 --seed 3 --fps 3 --config config/sim_pairs.yaml
 
-data: $(DATA)/meta.json $(DATA)_more/meta.json $(DATA)_scenes/meta.json $(DATA)_pairs/meta.json
+$(DATA)_views/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_views --episodes-train 2500 --episodes-val 0 --episodes-test 0 --seed 5 --fps 3 --config config/sim_views.yaml
+
+$(DATA)_views_pairs/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_views_pairs --episodes-train 1000 --episodes-val 0 --episodes-test 0 --seed 6 --fps 3 --config config/sim_views_pairs.yaml
+
+data: $(DATA)/meta.json $(DATA)_more/meta.json $(DATA)_scenes/meta.json $(DATA)_pairs/meta.json \
+      $(DATA)_views/meta.json $(DATA)_views_pairs/meta.json
 
 train: data
 	@$(VENV_RUN) python -m vljepa_ros.train --config config/train_tabletop.yaml $(TRAIN_ARGS)

@@ -131,3 +131,19 @@ def test_distractors():
             oo = C.outcome_distractors(tr["before_state"], tr["action"], tr["after_state"], seed)
             assert len(set(oo)) == 3 and C.state_caption(tr["after_state"]) not in oo
             assert C.apply_action(tr["before_state"], tr["action"]) is not None
+
+
+def test_outer_training_camera_band_never_reaches_the_test_band():
+    from vljepa_ros.sim.episodes import EpisodeConfig
+
+    cfg = EpisodeConfig(cam_azimuth_train_outer_abs=(21.0, 28.0), cam_azimuth_train_outer_p=0.5)
+    train = [abs(EpisodeScript.generate(s, "train", cfg).params.cam_azimuth - 90.0) for s in range(60)]
+    test = [abs(EpisodeScript.generate(s, "test", cfg).params.cam_azimuth - 90.0) for s in range(30)]
+    assert all(a <= 8.0 or 21.0 <= a <= 28.0 for a in train)
+    assert any(a >= 21.0 for a in train) and any(a <= 8.0 for a in train)
+    assert all(11.0 <= a <= 18.0 for a in test)
+    # the test split is drawn exactly as without the outer band
+    assert [EpisodeScript.generate(s, "test", cfg).to_dict() for s in range(3)] == \
+        [EpisodeScript.generate(s, "test").to_dict() for s in range(3)]
+    with pytest.raises(ValueError, match="overlap"):
+        EpisodeConfig(cam_azimuth_train_outer_abs=(15.0, 25.0), cam_azimuth_train_outer_p=0.5)

@@ -16,10 +16,13 @@ print(f"model {report['model_id']} on {report['data']}:{report['split']} ({repor
 print("| metric | test | target | val (training's last validation) |")
 print("|---|---|---|---|")
 val = prov.get("val", {})
-for key in ("state_top1", "action_top1", "outcome_top1", "retrieval_r1", "retrieval_r5", "decoder_state_acc", "yesno_acc"):
+for key in ("state_top1", "action_top1", "action_top1_bank", "outcome_top1", "retrieval_r1", "retrieval_r5",
+            "decoder_state_acc", "yesno_acc"):
+    if key not in report:
+        continue
     t = targets.get(key)
     mark = "" if t is None else (" (met)" if report[key] >= t else " (**missed**)")
-    print(f"| {key} | {report[key]:.3f}{mark} | {'>= %.2f' % t if t else '-'} | {val.get(key, float('nan')):.3f} |")
+    print(f"| {key} | {report[key]:.3f}{mark} | {'>= %.2f' % t if t else '-'} | {'%.3f' % val[key] if key in val else '-'} |")
 print(f"training: {prov['train_seconds'] / 60:.1f} min in total ({prov['model_seconds'] / 60:.1f} min to the model, "
       f"the rest the generative decoder) on {prov['machine']['cpu']}, {prov['machine']['cores']} cores, {prov['machine']['date']}")
 size = (root / "vljepa_ros/assets/tabletop/model.safetensors").stat().st_size

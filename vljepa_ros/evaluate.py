@@ -6,6 +6,7 @@ on one split of a dataset, printed as a table and written as JSON.
 Metrics
   state_top1         predicted state embedding vs the bank of the split's state captions
   action_top1        which of 4 actions (1 true + 3 distractors) linked the window before to the window after
+  action_top1_bank   the same, ranked over the model's whole action bank (what perception_node publishes)
   outcome_top1       which of 4 states follows "what happens if the robot does <action>?"
   retrieval_r1/r5    text -> clip: each static segment's caption retrieves its clip among all clips
   decoder_state_acc  generative decoder text, mapped to the nearest state caption, equals the truth
@@ -52,7 +53,7 @@ def state_items(tasks: SplitTasks, frame_stride: int) -> list[tuple[str, int, st
 
 @torch.no_grad()
 def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_items: int | None = None,
-             seed: int = 0) -> dict:
+             seed: int = 0, action_bank: list[str] | None = None) -> dict:
     from .sim.captions import action_distractors, outcome_distractors
 
     model.eval()
@@ -89,6 +90,10 @@ def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_
             a_hits += int((_encode(model, a_cands) @ a_pred[k]).argmax() == 0)
             o_hits += int((_encode(model, o_cands) @ o_pred[k]).argmax() == 0)
         results["action_top1"] = a_hits / len(trs)
+        if action_bank:
+            ranked = (a_pred @ _encode(model, action_bank).T).argmax(1).tolist()
+            results["action_top1_bank"] = sum(action_bank[r] == t["action"] for r, t in zip(ranked, trs)) / len(trs)
+            results["action_bank_size"] = len(action_bank)
         results["outcome_top1"] = o_hits / len(trs)
     results["transitions"] = len(trs)
 
@@ -134,7 +139,7 @@ TARGETS = {"state_top1": 0.90, "action_top1": 0.90, "outcome_top1": 0.80, "retri
 
 def format_table(results: dict) -> str:
     lines = [f"{'metric':<20} {'value':>8} {'target':>8}"]
-    for key in ("state_top1", "action_top1", "outcome_top1", "retrieval_r1", "retrieval_r5",
+    for key in ("state_top1", "action_top1", "action_top1_bank", "outcome_top1", "retrieval_r1", "retrieval_r5",
                 "decoder_state_acc", "yesno_acc"):
         if key in results:
             target = TARGETS.get(key)
@@ -167,7 +172,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     features = load_features(dataset, ckpt.model.x_encoder)
     tasks = SplitTasks(dataset, features, ckpt.model.cfg.x_encoder.window_frames)
-    results = evaluate(ckpt.model, tasks, ckpt.decoder, args.frame_stride, args.max_items, args.seed)
+    results = evaluate(ckpt.model, tasks, ckpt.decoder, args.frame_stride, args.max_items, args.seed,
+                       action_bank=ckpt.phrase_banks.get("action"))
     report = {
         **results,
         "model_id": ckpt.model_id,

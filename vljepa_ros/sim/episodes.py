@@ -68,12 +68,30 @@ class EpisodeConfig:
     # are disjoint in azimuth
     cam_azimuth_train: Tuple[float, float] = (-8.0, 8.0)
     cam_azimuth_test_abs: Tuple[float, float] = (11.0, 18.0)  # +- this range
+    # optional outer training band (either side, beyond the test band): with
+    # probability cam_azimuth_train_outer_p a train/val view is drawn from +-this
+    # range instead, so the held-out test poses lie between training poses
+    # (still never seen) instead of beyond them
+    cam_azimuth_train_outer_abs: Optional[Tuple[float, float]] = None
+    cam_azimuth_train_outer_p: float = 0.0
     cam_elevation: Tuple[float, float] = (-50.0, -40.0)
     cam_distance: Tuple[float, float] = (1.12, 1.28)
     cam_lookat_jitter: float = 0.03
     lamp_intensity: Tuple[float, float] = (0.6, 1.0)
     ambient: Tuple[float, float] = (0.28, 0.42)
     headlight: Tuple[float, float] = (0.22, 0.38)
+
+    def __post_init__(self):
+        if not 0.0 <= self.cam_azimuth_train_outer_p <= 1.0:
+            raise ValueError(f"cam_azimuth_train_outer_p must be in [0, 1], got {self.cam_azimuth_train_outer_p}")
+        if self.cam_azimuth_train_outer_p > 0:
+            if self.cam_azimuth_train_outer_abs is None:
+                raise ValueError("cam_azimuth_train_outer_p > 0 needs cam_azimuth_train_outer_abs")
+            lo, hi = self.cam_azimuth_train_outer_abs
+            t_lo, t_hi = self.cam_azimuth_test_abs
+            if not (lo <= hi and (lo > t_hi or hi < t_lo)):
+                raise ValueError(f"cam_azimuth_train_outer_abs {self.cam_azimuth_train_outer_abs} must not overlap "
+                                 f"the held-out test band {self.cam_azimuth_test_abs}")
 
     def to_dict(self) -> dict:
         d = copy.deepcopy(self.__dict__)
@@ -404,6 +422,9 @@ def _sample_params(rng, cfg: EpisodeConfig, split: str) -> SceneParams:
     base = SceneParams()
     if split == "test":
         lo, hi = cfg.cam_azimuth_test_abs
+        daz = rng.uniform(lo, hi) * (1 if rng.random() < 0.5 else -1)
+    elif cfg.cam_azimuth_train_outer_p > 0 and rng.random() < cfg.cam_azimuth_train_outer_p:
+        lo, hi = cfg.cam_azimuth_train_outer_abs
         daz = rng.uniform(lo, hi) * (1 if rng.random() < 0.5 else -1)
     else:
         daz = rng.uniform(*cfg.cam_azimuth_train)
