@@ -26,7 +26,7 @@ def test_bringup_runs_the_graph_and_stops_cleanly():
                             sim_camera={"episode_seed": 3, "split": "test", "fps": 15.0, "image_size": 96,
                                         "time_source": "sim", "start_delay_s": 0.5, "max_frames": 45})
         # Parameters came from config/perception.yaml through the /** wildcard, in a namespace.
-        assert graph.perception.get_parameter("threshold").value == 0.1  # the shared /** block
+        assert graph.perception.get_parameter("threshold").value == 0.05  # the shared /** block
         assert graph.decoder.get_parameter("smoothing").value == 0.5
         assert graph.perception.get_fully_qualified_name() == "/vb/perception_node"
         listener = rclpy.create_node("vb_listener", namespace="vb")

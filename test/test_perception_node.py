@@ -237,14 +237,14 @@ def test_invalid_parameters_are_rejected_with_a_reason(harness):
     assert not result.successful and "non-empty" in result.reason
     result = node.set_parameters([Parameter("model_path", value="/elsewhere")])[0]
     assert not result.successful  # read-only
-    result = node.set_parameters([Parameter("hysteresis", value=0.5)])[0]  # must stay below threshold 0.1
+    result = node.set_parameters([Parameter("hysteresis", value=0.5)])[0]  # must stay below threshold 0.05
     assert not result.successful and "hysteresis" in result.reason
     result = node.set_parameters([Parameter("world_state_top_k", value=2)])[0]
     assert result.successful and node.pipeline.config.world_state_top_k == 2
     node.set_parameters([Parameter("world_state_top_k", value=3)])
     result = node.set_parameters([Parameter("threshold", value=0.2)])[0]
     assert result.successful and node.pipeline.config.change.threshold == 0.2
-    node.set_parameters([Parameter("threshold", value=0.1)])
+    node.set_parameters([Parameter("threshold", value=0.05)])
 
 
 def test_start_up_fails_clearly_on_missing_checkpoint_or_bad_value(ros, tmp_path):

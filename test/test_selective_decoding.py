@@ -130,7 +130,7 @@ def test_one_trigger_per_true_change(seed: int) -> None:
 @pytest.mark.parametrize(
     "variant",
     [
-        dict(noise_distance=0.04),  # noisier model
+        dict(noise_distance=0.4 * SelectiveDecoderConfig().threshold),  # noisier model
         dict(noise_distance=0.03, state_distance=(0.12, 0.2)),  # closer states
         dict(wander=1.5),  # the arm fills the view mid-push
         dict(transition_s=2.0),  # slower push
@@ -167,10 +167,11 @@ def test_initial_trigger_waits_for_settle_s() -> None:
     assert trig.stamp_s - stamps[0] >= 0.5 and stamps[frame - 1] - stamps[0] < 0.5
 
 
-@pytest.mark.parametrize("noise_distance", [0.02, 0.05, 0.07])
-def test_no_trigger_in_static_noise(noise_distance: float) -> None:
-    # Default threshold 0.1: raw frame noise up to 0.7 x threshold stays silent
+@pytest.mark.parametrize("noise_fraction", [0.2, 0.5, 0.7])
+def test_no_trigger_in_static_noise(noise_fraction: float) -> None:
+    # Raw frame noise up to 0.7 x the default threshold stays silent
     # (smoothing + dwell + hysteresis); false changes start near 0.9 x.
+    noise_distance = noise_fraction * SelectiveDecoderConfig().threshold
     for seed in range(3):
         stamps, emb, _ = static_stream(seed, 120.0, noise_distance)
         decoder = SelectiveDecoder()
