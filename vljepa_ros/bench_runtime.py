@@ -5,8 +5,8 @@
     python -m vljepa_ros.bench_runtime decoder    --out d.json --stop-file STOP [--ros-args ...]
 
 ``perception`` / ``decoder`` construct the real ``PerceptionNode`` /
-``DecoderNode`` and spin them exactly as their ``main()`` does (perception: a
-2-thread MultiThreadedExecutor; decoder: a single-threaded one); the only
+``DecoderNode`` and spin them exactly as their ``main()`` does (a
+single-threaded executor each); the only
 addition is a sampler thread (counters and VmRSS every 0.5 s) and a JSON dump
 of the node's counters, ``latencies_ms`` and ``stage_ms`` when the stop file
 appears (or on SIGINT). ``camera`` replays pre-rendered frames of the
@@ -97,7 +97,7 @@ def _spin_until_stopped(node, executor, stop_file: str, dump) -> None:
 
 def role_perception(args, ros_args: list[str]) -> int:
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from .ros.perception_node import PerceptionNode
 
@@ -113,7 +113,7 @@ def role_perception(args, ros_args: list[str]) -> int:
                                "samples": sampler.samples, "status_kb": proc_status_kb(),
                                "model_id": node.pipeline.model_id})
 
-    _spin_until_stopped(node, MultiThreadedExecutor(num_threads=2), args.stop_file, dump)  # as perception_node.main
+    _spin_until_stopped(node, SingleThreadedExecutor(), args.stop_file, dump)  # as perception_node.main
     return 0
 
 

@@ -44,7 +44,7 @@ class PerceptionConfig:
     change: SelectiveDecoderConfig = field(default_factory=SelectiveDecoderConfig)
     before_margin_s: float = 0.4      # the "before" window ends this long before the change was detected
     jump_back_reset_s: float = 1.0    # a stamp this far behind the last one (a looped bag) restarts the stream
-    threads: int = 2                  # torch intra-op threads
+    threads: int = 1                  # torch intra-op threads; 1 keeps up best on a shared CPU (docs/design.md)
 
     def validate(self, model_window: int) -> None:
         if not 0 <= self.window_frames <= model_window:

@@ -52,8 +52,8 @@ class PerceptionNode(Node):
             "use_cv_bridge": declare(self, "use_cv_bridge", True,
                                      "Convert images with cv_bridge when it is installed (else the built-in "
                                      "conversion of rgb8, bgr8, rgba8, bgra8, mono8, mono16).", read_only=True),
-            "threads": declare(self, "threads", 2, "torch intra-op threads for inference.", read_only=True,
-                               int_range=(1, 64)),
+            "threads": declare(self, "threads", 1, "torch intra-op threads for inference (1: keeps up best when "
+                               "other processes share the CPU).", read_only=True, int_range=(1, 64)),
             "window_frames": declare(self, "window_frames", 0,
                                      "Frames per window; 0 = the model's window size.", read_only=True,
                                      int_range=(0, 64)),
@@ -298,8 +298,11 @@ def _bank(value) -> list[str] | None:
 
 
 def main(args=None) -> None:
-    # two threads: the frame worker runs beside service and parameter callbacks
-    run_node(PerceptionNode, NODE_NAME, args, threads=2)
+    # One executor thread: callbacks only queue frames and answer services; the
+    # frame worker is its own thread. A second executor thread busy-polling in
+    # Python starved the worker of the GIL at 30 Hz (seconds-long stalls in the
+    # backbone step; docs/design.md).
+    run_node(PerceptionNode, NODE_NAME, args, threads=1)
 
 
 if __name__ == "__main__":
