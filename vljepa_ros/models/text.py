@@ -90,22 +90,27 @@ class BertEmbeddings(nn.Module):
     (30522 x 384 word table), which must not go into the checkpoint.
     """
 
-    def __init__(self, vocab_size: int = 30522, max_positions: int = 512, width: int = 384, eps: float = 1e-12):
+    def __init__(self, vocab_size: int = 30522, max_positions: int = 512, width: int = 384, eps: float = 1e-12,
+                 tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None):
         super().__init__()
-        self.word = nn.Embedding(vocab_size, width)
-        self.position = nn.Embedding(max_positions, width)
-        self.token_type = nn.Embedding(2, width)
+        if tables is None:
+            self.word = nn.Embedding(vocab_size, width)
+            self.position = nn.Embedding(max_positions, width)
+            self.token_type = nn.Embedding(2, width)
+        else:  # (word, position, token type) tables, used as they are (no copy)
+            self.word, self.position, self.token_type = (nn.Embedding.from_pretrained(t, freeze=True) for t in tables)
         self.ln = nn.LayerNorm(width, eps=eps)
 
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> "BertEmbeddings":
+        """Shares the wheel's tables instead of copying them: they are never
+        trained, and a copy of the 30522 x 384 word table costs ~47 MB in every
+        node process (docs/benchmarks.md, peak RSS)."""
         c = hf_model.config
-        m = cls(c.vocab_size, c.max_position_embeddings, c.hidden_size, c.layer_norm_eps)
         e = hf_model.embeddings
+        tables = tuple(t.weight.detach() for t in (e.word_embeddings, e.position_embeddings, e.token_type_embeddings))
+        m = cls(c.vocab_size, c.max_position_embeddings, c.hidden_size, c.layer_norm_eps, tables=tables)
         with torch.no_grad():
-            m.word.weight.copy_(e.word_embeddings.weight)
-            m.position.weight.copy_(e.position_embeddings.weight)
-            m.token_type.weight.copy_(e.token_type_embeddings.weight)
             m.ln.weight.copy_(e.LayerNorm.weight)
             m.ln.bias.copy_(e.LayerNorm.bias)
         return m

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "config" / "perception.yaml"
@@ -90,10 +90,12 @@ def build_graph(params_file: Path | None = None, *, namespace: str = "", image_t
     return Graph(perception=perception, decoder=decoder, camera=camera)
 
 
-def spin_graph(graph: Graph, until=None, timeout_s: float | None = None, threads: int = 4) -> bool:
+def spin_graph(graph: Graph, until=None, timeout_s: float | None = None, threads: int = 1) -> bool:
     """Spin all nodes until ``until()`` is true, the timeout passes, or Ctrl-C.
     Returns True if ``until`` was reached."""
-    executor = MultiThreadedExecutor(num_threads=threads)
+    # One executor thread by default: extra executor threads poll in Python and
+    # take the GIL from perception's frame worker (docs/design.md).
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     for node in graph.nodes:
         executor.add_node(node)
     reached = False
