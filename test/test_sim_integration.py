@@ -53,7 +53,7 @@ import json, sys, time
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
-from vljepa_ros.msg import SemanticEvent
+from vljepa_ros.msg import SemanticEmbedding, SemanticEvent
 
 def s(t):
     return t.sec + t.nanosec * 1e-9
@@ -78,7 +78,11 @@ def on_truth(m):
                           "caption": d["caption"], "state": d["state"], "arm_moving": d["arm_moving"],
                           "event": d["event"]}) + "\n")
 
+def on_embedding(m):  # how much of the camera stream perception kept up with (a report, not a check)
+    out.write(json.dumps({"type": "embedding", "stamp": s(m.header.stamp), "skipped": int(m.frames_skipped)}) + "\n")
+
 node.create_subscription(SemanticEvent, "/semantic_events", on_event, qos)
+node.create_subscription(SemanticEmbedding, "/perception_node/embedding", on_embedding, qos)
 node.create_subscription(String, "/camera/ground_truth", on_truth, qos)
 deadline = time.monotonic() + 180
 while not (node.count_publishers("/semantic_events") and node.count_subscribers("/camera/image_raw")
@@ -292,6 +296,8 @@ def score(rows):
         "true_transitions": n_truths, "change_events": n_events, "matched": matched,
         "recall": matched / n_truths if n_truths else 1.0,
         "precision": matched / n_events if n_events else 1.0,
+        "embeddings": sum(r["type"] == "embedding" for r in rows),
+        "frames_skipped_by_perception": sum(r["skipped"] for r in rows if r["type"] == "embedding"),
         "events_total": len(events), "initial_events": sum(e["kind"] == "initial" for e in events),
         "boundary_events": len(boundary),
         "text_accuracy": text_right / len(events), "action_events": action_total,
