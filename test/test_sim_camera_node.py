@@ -4,7 +4,6 @@ subscribes, like any consumer of a camera would."""
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,13 +27,9 @@ def _start_node(*params: str) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    from vljepa_ros.bench_runtime import stop_process
+
+    stop_process(proc, timeout=10)
     return proc.stdout.read()
 
 

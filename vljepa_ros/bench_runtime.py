@@ -232,7 +232,8 @@ def child_env() -> dict:
     return env
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGINT (a ROS node shuts down cleanly), then kill after ``timeout`` seconds."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -321,7 +322,7 @@ def run_config(rate: float, size: int, frames: int, *, data_root: str, split: st
         return summarise(rate, size, data["camera"], data["perception"], data["decoder"])
     finally:
         for p in procs.values():
-            _stop(p)
+            stop_process(p)
         for f in logs.values():
             f.close()
 

@@ -14,8 +14,7 @@ few tenths of a second before the embedding crosses the threshold), "after"
 the settled window the event is decoded from. (The first design debounced
 the top-1 retrieved state instead; on unseen camera poses the top-1 flickers
 between near neighbours, which fired action estimates at the wrong moments
-and compared windows of the same state: 0 of 12 right in the simulation
-test.)
+and compared windows of the same state; docs/design.md.)
 The node only converts messages and publishes what this returns.
 """
 
