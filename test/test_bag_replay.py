@@ -39,7 +39,7 @@ def test_bag_round_trip_matches_the_renderer(bag):
 @pytest.mark.skipif(not ros_messages_available(), reason="messages not built (make build)")
 def test_bag_plays_through_perception_twice(bag):
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from vljepa_ros.data.bag import read_images
     from vljepa_ros.msg import SemanticEmbedding
@@ -56,7 +56,7 @@ def test_bag_plays_through_perception_twice(bag):
         listener = rclpy.create_node("vbag_listener")
         got = []
         listener.create_subscription(SemanticEmbedding, "/perception_node/embedding", got.append, RELIABLE_QOS)
-        executor = MultiThreadedExecutor(num_threads=3)
+        executor = SingleThreadedExecutor()
         for n in (node, listener):
             executor.add_node(n)
         threading.Thread(target=executor.spin, daemon=True).start()

@@ -46,7 +46,7 @@ class Harness:
     """perception_node spinning in a background executor + a driver node."""
 
     def __init__(self, rclpy, episode, **params):
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import Image
 
@@ -71,7 +71,7 @@ class Harness:
         self.driver.create_subscription(SemanticEmbedding, "/perception_node/embedding", self.embeddings.append,
                                         RELIABLE_QOS)
         self.driver.create_subscription(WorldState, "/perception_node/world_state", self.states.append, RELIABLE_QOS)
-        self.executor = MultiThreadedExecutor(num_threads=3)
+        self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.executor.add_node(self.driver)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)

@@ -117,6 +117,22 @@ class PerceptionPipeline:
             self._stable_windows.clear()
             self._before = None
 
+    def warm_up(self) -> float:
+        """Run one blank frame through every path a frame can take (backbone,
+        predictor, both phrase banks, the action head), then forget it. Call
+        before the first camera frame: otherwise the first frame pays ~2 s of
+        lazy set-up and a live stream loses its first seconds. Returns ms."""
+        with self.lock:
+            t0 = time.perf_counter()
+            self.world.encode_banks()
+            size = self.checkpoint.model.cfg.x_encoder.image_size
+            self.world.push_frame(np.zeros((size, size, 3), np.uint8), 0.0)
+            window = self.world.window()
+            self.world.state(1, window)
+            self.world.action_between(window, window)
+            self.reset()
+            return (time.perf_counter() - t0) * 1e3
+
     def set_change_config(self, config: SelectiveDecoderConfig) -> None:
         """New change-detector parameters (keep them equal to decoder_node's)."""
         with self.lock:

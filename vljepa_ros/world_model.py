@@ -91,9 +91,17 @@ class WorldModel:
 
     def set_state_bank(self, texts: list[str]) -> None:
         self._state_bank.texts = texts
+        self._state_bank.embeddings  # encode now, not on the next frame
 
     def set_action_bank(self, texts: list[str]) -> None:
         self._action_bank.texts = texts
+        self._action_bank.embeddings
+
+    def encode_banks(self) -> None:
+        """Encode both phrase banks now (hundreds of texts through the Y-encoder,
+        ~2 s on a CPU) rather than lazily on the first frame or first change."""
+        self._state_bank.embeddings
+        self._action_bank.embeddings
 
     # ---- stream ---------------------------------------------------------------
     @torch.no_grad()

@@ -2,7 +2,7 @@
 without the ROS launch tools (and for `make demo` and the tests).
 
 It starts the same nodes with the same parameter file and remappings as
-launch/perception.launch.py, in one process on a MultiThreadedExecutor:
+launch/perception.launch.py, in one process on one executor thread (perception_node infers on its own worker thread):
 
     sim_camera (optional) -> perception_node -> decoder_node -> semantic_events
 
@@ -90,13 +90,11 @@ def build_graph(params_file: Path | None = None, *, namespace: str = "", image_t
     return Graph(perception=perception, decoder=decoder, camera=camera)
 
 
-def spin_graph(graph: Graph, until=None, timeout_s: float | None = None, threads: int = 4) -> bool:
+def spin_graph(graph: Graph, until=None, timeout_s: float | None = None, threads: int = 1) -> bool:
     """Spin all nodes until ``until()`` is true, the timeout passes, or Ctrl-C.
     Returns True if ``until`` was reached."""
-    # threads=1 gives a SingleThreadedExecutor: extra executor threads poll in
-    # Python and take the GIL from perception's frame worker (docs/design.md);
-    # make demo uses it. The default stays 4 until test_bringup's short
-    # episode gets its event with one thread too (it did not, 2026-11-22).
+    # One thread by default: extra executor threads poll in Python and take the
+    # GIL from perception's frame worker (docs/design.md).
     executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     for node in graph.nodes:
         executor.add_node(node)

@@ -125,18 +125,20 @@ def make_image_converter(prefer_cv_bridge: bool):
     return convert_raw, convert_compressed, bridge is not None
 
 
-def run_node(node_class, name: str, args=None, threads: int = 1) -> None:
+def run_node(node_class, name: str, args=None) -> None:
     """init, build the node, spin until Ctrl-C / shutdown, clean up. A node that
     rejects its parameters or model at start-up (ValueError / RuntimeError)
-    logs the reason as FATAL and exits with status 2."""
+    logs the reason as FATAL and exits with status 2. One executor thread:
+    rclpy's MultiThreadedExecutor polls in Python and starves other threads of
+    the GIL (docs/design.md); long work runs on the node's own threads."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=args)
     node = None
     try:
         node = node_class()
-        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -92,7 +92,7 @@ def main(argv=None) -> int:
             return bool(finished_at) and time.monotonic() - finished_at[0] > 3.0
 
         wall = time.monotonic()
-        spin_graph(graph, until=done, timeout_s=60 + 10 * n_frames / args.fps, threads=1)  # docs/design.md
+        spin_graph(graph, until=done, timeout_s=60 + 10 * n_frames / args.fps)
         wall = time.monotonic() - wall
 
         # ---- summary against the ground truth ----------------------------------------

@@ -99,6 +99,7 @@ class PerceptionNode(Node):
             state_bank=_bank(p["state_bank"]), action_bank=_bank(p["action_bank"]))
         if p["state_query"]:
             self.pipeline.set_state_query(p["state_query"])
+        warm_up_ms = self.pipeline.warm_up()  # before subscribing: the first frames are not lost
         self.max_rate_hz = p["max_rate_hz"]
         self.add_on_set_parameters_callback(self._validate_parameters)
 
@@ -132,7 +133,8 @@ class PerceptionNode(Node):
             f"model {self.pipeline.model_id}; subscribing to "
             f"'{'image/compressed' if p['image_transport'] == 'compressed' else 'image'}' "
             f"({'cv_bridge' if self.using_cv_bridge else 'built-in conversion'}); "
-            f"{len(self.pipeline.world.state_bank)} state phrases, {len(self.pipeline.world.action_bank)} actions")
+            f"{len(self.pipeline.world.state_bank)} state phrases, {len(self.pipeline.world.action_bank)} actions; "
+            f"warm-up {warm_up_ms:.0f} ms")
 
     # ---- parameters --------------------------------------------------------------
     def _validate_parameters(self, params) -> SetParametersResult:
@@ -302,7 +304,7 @@ def main(args=None) -> None:
     # frame worker is its own thread. A second executor thread busy-polling in
     # Python starved the worker of the GIL at 30 Hz (seconds-long stalls in the
     # backbone step; docs/design.md).
-    run_node(PerceptionNode, NODE_NAME, args, threads=1)
+    run_node(PerceptionNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":
