@@ -42,7 +42,7 @@ def phrase_threshold():
 
 class DecoderHarness:
     def __init__(self, rclpy, **params):
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
 
         from vljepa_ros.msg import DecodeStats, SemanticEmbedding, SemanticEvent
@@ -51,14 +51,15 @@ class DecoderHarness:
 
         defaults = {"decode_mode": "retrieval", "text_bank": PHRASES, "stats_rate_hz": 20.0,
                     "threshold": phrase_threshold(), "hysteresis": 0.0}
-        self.node = DecoderNode(cli_args=["--ros-args", "-r", "embedding:=/vd/embedding", "-r", "semantic_events:=/vd/events"],
+        self.node = DecoderNode(cli_args=["--ros-args", "-r", "embedding:=/vd/embedding", "-r", "semantic_events:=/vd/events",
+                                          "-r", "action:=/vd/action"],
                                 parameter_overrides=[Parameter(k, value=v) for k, v in {**defaults, **params}.items()])
         self.driver = rclpy.create_node("vd_driver")
         self.pub = self.driver.create_publisher(SemanticEmbedding, "/vd/embedding", 100)
         self.events, self.stats = [], []
         self.driver.create_subscription(SemanticEvent, "/vd/events", self.events.append, RELIABLE_QOS)
         self.driver.create_subscription(DecodeStats, "/decoder_node/stats", self.stats.append, RELIABLE_QOS)
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.executor.add_node(self.driver)
         threading.Thread(target=self.executor.spin, daemon=True).start()
@@ -185,5 +186,25 @@ def test_rejects_foreign_embeddings_and_invalid_parameters(ros):
         assert not result.successful and "decode_mode" in result.reason
         result = h.node.set_parameters([Parameter("threshold", value=0.25)])[0]
         assert result.successful and h.node.decoder.config.threshold == 0.25
+    finally:
+        h.close()
+
+
+def test_change_events_wait_for_actions_only_while_someone_publishes_them(ros):
+    from vljepa_ros.msg import ActionEstimate
+
+    h = DecoderHarness(ros)
+    try:
+        assert not h.node.decoder.expect_actions  # nothing publishes /vd/action yet
+        publisher = h.driver.create_publisher(ActionEstimate, "/vd/action", 10)
+        deadline = time.monotonic() + 5  # ~/stats at 20 Hz re-checks the publishers
+        while not h.node.decoder.expect_actions and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert h.node.decoder.expect_actions
+        h.driver.destroy_publisher(publisher)
+        deadline = time.monotonic() + 5
+        while h.node.decoder.expect_actions and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not h.node.decoder.expect_actions
     finally:
         h.close()

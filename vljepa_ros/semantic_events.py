@@ -54,7 +54,7 @@ class _ActionNote:
 class SemanticEventDecoder:
     def __init__(self, checkpoint: Checkpoint, mode: str = "generative",
                  config: SelectiveDecoderConfig | None = None, text_bank: list[str] | None = None,
-                 action_match_s: float = 2.0, action_wait_s: float = 0.3):
+                 action_match_s: float = 2.0, action_wait_s: float = 0.3, expect_actions: bool = False):
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode must be one of {DECODE_MODES}, got {mode!r}")
         if mode == "generative" and checkpoint.decoder is None:
@@ -66,7 +66,10 @@ class SemanticEventDecoder:
         self.action_wait_s = action_wait_s
         self._pending: Event | None = None   # a change event waiting for its action estimate
         self.waiting_since: float | None = None  # monotonic wall time the wait began
-        self._actions_seen = False           # waiting only makes sense when estimates come at all
+        # Waiting only makes sense when estimates come: the caller says so
+        # (decoder_node: perception's ~/action has a publisher), or one arrived.
+        self.expect_actions = expect_actions
+        self._actions_seen = False
         model = checkpoint.model
         self._bank = PhraseBank(model.y_encoder, text_bank or checkpoint.phrase_banks.get("state", []))
         self._retrieval = RetrievalDecoder(self._bank, model.temperature.detach())
@@ -91,9 +94,23 @@ class SemanticEventDecoder:
         if mode == "generative" and self.checkpoint.decoder is None:
             raise ValueError("this checkpoint has no generative decoder")
         self.mode = mode
+        if mode == "retrieval":
+            self._bank.embeddings  # encode now, not on the next event
 
     def set_text_bank(self, texts: list[str]) -> None:
         self._bank.texts = texts or self.checkpoint.phrase_banks.get("state", [])
+        self._bank.embeddings  # encode now, not on the next event
+
+    def warm_up(self) -> float:
+        """Encode the retrieval bank and decode once in the current mode, so the
+        first event does not pay ~2 s of lazy set-up. Not counted as a decode.
+        Returns ms."""
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            embedding = self.checkpoint.model.encode_text(self._bank.texts[:1])[0]
+        self.decode(embedding.numpy())  # retrieval mode encodes its bank here
+        self.decodes, self.decode_ms_total = 0, 0.0
+        return (time.perf_counter() - t0) * 1e3
 
     # ---- stream ------------------------------------------------------------------
     def note_action(self, before_s: float, after_s: float, action: str, confidence: float) -> list[Event]:
@@ -106,7 +123,7 @@ class SemanticEventDecoder:
 
     def _complete_pending(self) -> list[Event]:
         event = self._pending
-        note = self._action_for(event.previous_start_s, event.state_start_s, event.decided_at_s)
+        note = self._action_for(event.state_start_s, event.decided_at_s)
         if note is None:
             return []
         self._actions.remove(note)
@@ -118,14 +135,16 @@ class SemanticEventDecoder:
         event, self._pending, self.waiting_since = self._pending, None, None
         return [event] if event is not None else []
 
-    def _action_for(self, previous_start_s: float | None, state_start_s: float, decided_at_s: float):
-        """The action estimate for the transition that began at state_start_s: its
-        'after' window lies between the previous state's start and the decision."""
-        lo = (previous_start_s if previous_start_s is not None else state_start_s)
+    def _action_for(self, state_start_s: float, decided_at_s: float) -> _ActionNote | None:
+        """The estimate for the change that began at state_start_s and was decided
+        at decided_at_s. perception_node estimates on the frame its copy of the
+        change detector decides, so the 'after' stamp normally equals
+        decided_at_s; the closest within action_match_s wins. An estimate whose
+        'after' window ends before this change began belongs to an earlier one."""
         best = None
         for note in self._actions:
-            if lo < note.after_s <= decided_at_s + self.action_match_s and note.after_s >= state_start_s - self.action_match_s:
-                if best is None or abs(note.after_s - state_start_s) < abs(best.after_s - state_start_s):
+            if note.after_s >= state_start_s and abs(note.after_s - decided_at_s) <= self.action_match_s:
+                if best is None or abs(note.after_s - decided_at_s) < abs(best.after_s - decided_at_s):
                     best = note
         return best
 
@@ -174,7 +193,7 @@ class SemanticEventDecoder:
         self._pending = event
         self.waiting_since = time.monotonic()
         done = self._complete_pending()
-        if done or not self._actions_seen or self.action_wait_s <= 0.0:
+        if done or not (self.expect_actions or self._actions_seen) or self.action_wait_s <= 0.0:
             return ready + (done or self.flush())
         return ready
 

@@ -16,6 +16,7 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import Header
 
@@ -43,7 +44,8 @@ class DecoderNode(Node):
                        additional="generative | retrieval")
         text_bank = declare(self, "text_bank", [""], "Phrases for retrieval decoding; [''] = the model's state bank.")
         action_match_s = declare(self, "action_match_s", 2.0,
-                                 "Attach an ActionEstimate to an event if their times are within this many seconds.",
+                                 "Attach an ActionEstimate to a change event if its 'after' stamp is within this many "
+                                 "seconds of the frame that decided the event (and not before the change began).",
                                  float_range=(0.0, 60.0))
         action_wait_s = declare(self, "action_wait_s", 0.3,
                                 "A change event waits up to this long (camera time) for its ActionEstimate, "
@@ -69,6 +71,7 @@ class DecoderNode(Node):
             raise RuntimeError(f"cannot load the model: {e}") from e
         self.decoder = SemanticEventDecoder(checkpoint, mode, config, [t for t in text_bank if t] or None,
                                             action_match_s, action_wait_s)
+        warm_up_ms = self.decoder.warm_up()  # the first event does not wait for lazy set-up
         self.model_id = checkpoint.model_id
         self.embed_dim = checkpoint.model.cfg.embed_dim
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -87,12 +90,16 @@ class DecoderNode(Node):
         self.stats_pub = self.create_publisher(DecodeStats, "~/stats", RELIABLE_QOS)
         # Embeddings are small and every one matters to the change detector: reliable, deep queue.
         self.create_subscription(SemanticEmbedding, "embedding", self._on_embedding, _deep_reliable())
-        self.create_subscription(ActionEstimate, "action", self._on_action, RELIABLE_QOS)
-        self.create_timer(1.0 / stats_rate, self._publish_stats)
+        self._action_sub = self.create_subscription(ActionEstimate, "action", self._on_action, RELIABLE_QOS)
+        self._check_action_publishers()
+        # Wall-clock timer: under use_sim_time a stopped simulation or bag stops
+        # /clock, and an event still waiting for its action must be released.
+        self.create_timer(1.0 / stats_rate, self._publish_stats, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.embeddings_seen = self.events = self.heartbeats = self.rejected = 0
         self._stamps = StampBook()
         self._frame_id = ""
-        self.get_logger().info(f"model {self.model_id}; decode mode '{mode}'; threshold {config.threshold}")
+        self.get_logger().info(f"model {self.model_id}; decode mode '{mode}'; threshold {config.threshold}; "
+                               f"warm-up {warm_up_ms:.0f} ms")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         values = {f: getattr(self.decoder.config, f) for f in CHANGE_PARAMS}
@@ -178,7 +185,12 @@ class DecoderNode(Node):
         pose.pose.orientation = r
         return pose
 
+    def _check_action_publishers(self) -> None:
+        # A change event waits for its ActionEstimate only if something publishes them.
+        self.decoder.expect_actions = self.count_publishers(self._action_sub.topic_name) > 0
+
     def _publish_stats(self) -> None:
+        self._check_action_publishers()
         if self.decoder.waiting_since is not None and time.monotonic() - self.decoder.waiting_since > 1.0:
             self._publish(self.decoder.flush())  # the stream stopped while an event waited for its action
         c = self.decoder.counters()
@@ -198,7 +210,7 @@ def _deep_reliable():
 
 
 def main(args=None) -> None:
-    run_node(DecoderNode, NODE_NAME, args, threads=1)
+    run_node(DecoderNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":
