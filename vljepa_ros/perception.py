@@ -124,12 +124,10 @@ class PerceptionPipeline:
         lazy set-up and a live stream loses its first seconds. Returns ms."""
         with self.lock:
             t0 = time.perf_counter()
-            self.world.encode_banks()
             size = self.checkpoint.model.cfg.x_encoder.image_size
-            self.world.push_frame(np.zeros((size, size, 3), np.uint8), 0.0)
+            self.process(np.zeros((size, size, 3), np.uint8), 0.0)  # encodes the state bank
             window = self.world.window()
-            self.world.state(1, window)
-            self.world.action_between(window, window)
+            self.world.action_between(window, window)  # and the action bank
             self.reset()
             return (time.perf_counter() - t0) * 1e3
 

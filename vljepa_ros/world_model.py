@@ -97,12 +97,6 @@ class WorldModel:
         self._action_bank.texts = texts
         self._action_bank.embeddings
 
-    def encode_banks(self) -> None:
-        """Encode both phrase banks now (hundreds of texts through the Y-encoder,
-        ~2 s on a CPU) rather than lazily on the first frame or first change."""
-        self._state_bank.embeddings
-        self._action_bank.embeddings
-
     # ---- stream ---------------------------------------------------------------
     @torch.no_grad()
     def push_frame(self, image_rgb_uint8: np.ndarray, stamp_s: float) -> None:
