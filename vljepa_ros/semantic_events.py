@@ -102,9 +102,9 @@ class SemanticEventDecoder:
         self._bank.embeddings  # encode now, not on the next event
 
     def warm_up(self) -> float:
-        """Encode the retrieval bank and decode once in the current mode, so the
-        first event does not pay ~2 s of lazy set-up. Not counted as a decode.
-        Returns ms."""
+        """Decode once in the current mode (retrieval encodes its phrase bank,
+        ~2 s for the default bank), so the first event does not pay the lazy
+        set-up. Not counted as a decode. Returns ms."""
         t0 = time.perf_counter()
         with torch.no_grad():
             embedding = self.checkpoint.model.encode_text(self._bank.texts[:1])[0]

@@ -2,7 +2,8 @@
 without the ROS launch tools (and for `make demo` and the tests).
 
 It starts the same nodes with the same parameter file and remappings as
-launch/perception.launch.py, in one process on one executor thread (perception_node infers on its own worker thread):
+launch/perception.launch.py, in one process on one executor thread
+(perception_node infers on its own worker thread):
 
     sim_camera (optional) -> perception_node -> decoder_node -> semantic_events
 
