@@ -208,3 +208,22 @@ def test_change_events_wait_for_actions_only_while_someone_publishes_them(ros):
         assert not h.node.decoder.expect_actions
     finally:
         h.close()
+
+
+def test_a_change_event_waiting_for_its_action_is_released_when_the_stream_stops(ros):
+    from vljepa_ros.msg import ActionEstimate, SemanticEvent
+
+    h = DecoderHarness(ros, action_wait_s=10.0)  # longer than the stream: only the wall-clock flush can release it
+    try:
+        h.driver.create_publisher(ActionEstimate, "/vd/action", 10)  # estimates could come, so events wait
+        deadline = time.monotonic() + 5
+        while not h.node.decoder.expect_actions and time.monotonic() < deadline:
+            time.sleep(0.02)
+        h.stream([(0, 3.0), (1, 3.0)])  # the change is decided ~1 s into the 3 s segment: under 10 s of camera wait
+        deadline = time.monotonic() + 5  # released ~1 s (wall) after the wait began
+        while len(h.events) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [e.kind for e in h.events] == [SemanticEvent.KIND_INITIAL, SemanticEvent.KIND_CHANGE]
+        assert h.events[1].text == PHRASES[1] and h.events[1].action == ""
+    finally:
+        h.close()
