@@ -99,11 +99,11 @@ class PerceptionPipeline:
                                 self.config.window_frames or model_window)
         # One lock: the frame loop and service calls share the model and its cache.
         self.lock = threading.RLock()
-        self._changes = SelectiveDecoder(self.config.change)
         # (window, top-1 state) of recent frames while the scene was stable: the
         # candidates for a change's "before" window (a few seconds at 30 Hz)
         self._stable_windows: deque[tuple[Window, str]] = deque(maxlen=96)
         self._before: tuple[Window, str] | None = None  # chosen when a change begins
+        self._restart_change_tracking()
 
     @property
     def model_id(self) -> str:
@@ -113,9 +113,12 @@ class PerceptionPipeline:
         """Forget the stream (e.g. after a jump back in time on bag replay)."""
         with self.lock:
             self.world.cache.clear()
-            self._changes = SelectiveDecoder(self.config.change)
-            self._stable_windows.clear()
-            self._before = None
+            self._restart_change_tracking()
+
+    def _restart_change_tracking(self) -> None:
+        self._changes = SelectiveDecoder(self.config.change)
+        self._stable_windows.clear()
+        self._before = None
 
     def warm_up(self) -> float:
         """Run one blank frame through every path a frame can take (backbone,
@@ -215,6 +218,4 @@ class PerceptionPipeline:
         with self.lock:
             self.world.queries.state = query
             # embeddings of another query are not comparable: the change detector starts over
-            self._changes = SelectiveDecoder(self.config.change)
-            self._stable_windows.clear()
-            self._before = None
+            self._restart_change_tracking()

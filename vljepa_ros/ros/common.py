@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
 import numpy as np
@@ -96,6 +97,12 @@ def declare_change_detector(node: Node, names=tuple(CHANGE_PARAMS)) -> tuple[dic
     values = {n: declare(node, n, float(getattr(defaults, n)), CHANGE_PARAMS[n][1], float_range=CHANGE_PARAMS[n][0])
               for n in names}
     return values, [p for p in (check_range(n, v, *CHANGE_PARAMS[n][0]) for n, v in values.items()) if p]
+
+
+def updated_change_config(current, params, names=tuple(CHANGE_PARAMS)):
+    """``current`` SelectiveDecoderConfig with a parameter update's values for
+    ``names`` applied; ValueError (with the reason) if the result is invalid."""
+    return dataclasses.replace(current, **{p.name: float(p.value) for p in params if p.name in names})
 
 
 def make_image_converter(prefer_cv_bridge: bool):

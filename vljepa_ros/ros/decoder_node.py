@@ -26,8 +26,8 @@ from ..checkpoint import CheckpointError
 from ..perception import load_model
 from ..selective_decoding import SelectiveDecoderConfig
 from ..semantic_events import DECODE_MODES, SemanticEventDecoder
-from .common import (CHANGE_PARAMS, RELIABLE_QOS, StampBook, check_range, declare, declare_change_detector,
-                     run_node, stamp_to_s)
+from .common import (RELIABLE_QOS, StampBook, check_range, declare, declare_change_detector, run_node, stamp_to_s,
+                     updated_change_config)
 
 NODE_NAME = "decoder_node"
 KINDS = {"initial": SemanticEvent.KIND_INITIAL, "change": SemanticEvent.KIND_CHANGE,
@@ -102,20 +102,17 @@ class DecoderNode(Node):
                                f"warm-up {warm_up_ms:.0f} ms")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        values = {f: getattr(self.decoder.config, f) for f in CHANGE_PARAMS}
         mode = self.decoder.mode
         text_bank = None
         for param in params:
-            if param.name in CHANGE_PARAMS:
-                values[param.name] = float(param.value)
-            elif param.name == "decode_mode":
+            if param.name == "decode_mode":
                 mode = param.value
             elif param.name == "text_bank":
                 text_bank = [t for t in (param.value or []) if t]
         try:
-            config = SelectiveDecoderConfig(**values)
-            if mode not in DECODE_MODES:
-                raise ValueError(f"decode_mode must be one of {DECODE_MODES}")
+            config = updated_change_config(self.decoder.config, params)
+            if mode not in DECODE_MODES:  # the reason names the parameter
+                raise ValueError(f"decode_mode={mode!r} must be one of {DECODE_MODES}")
             self.decoder.set_mode(mode)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))

@@ -31,13 +31,13 @@ from ..checkpoint import CheckpointError
 from ..imaging import ImageConversionError
 from ..perception import PerceptionConfig, PerceptionPipeline, load_model
 from ..selective_decoding import SelectiveDecoderConfig
-from .common import (RELIABLE_QOS, SENSOR_QOS_LATEST, StampBook, check_range, declare, declare_change_detector,
-                     make_image_converter, run_node)
+from .common import (CHANGE_PARAMS, RELIABLE_QOS, SENSOR_QOS_LATEST, StampBook, check_range, declare,
+                     declare_change_detector, make_image_converter, run_node, updated_change_config)
 
 NODE_NAME = "perception_node"
 # decoder_node's change-detector parameters that decide when ~/action is estimated
-CHANGE_DETECTOR = ("smoothing", "threshold", "hysteresis", "min_dwell_s", "settle_s", "settle_fraction",
-                   "max_settle_s")
+# (all but the heartbeat, which only concerns events)
+CHANGE_DETECTOR = tuple(n for n in CHANGE_PARAMS if n != "max_silence_s")
 
 
 class PerceptionNode(Node):
@@ -144,10 +144,8 @@ class PerceptionNode(Node):
                 if any(not isinstance(t, str) for t in value) or (value != [""] and any(not t.strip() for t in value)):
                     return SetParametersResult(successful=False,
                                                reason=f"{param.name}: phrases must be non-empty strings ([''] = model default)")
-        change = {n: getattr(self.pipeline.config.change, n) for n in CHANGE_DETECTOR}
-        change.update({p.name: float(p.value) for p in params if p.name in CHANGE_DETECTOR})
         try:
-            change_config = SelectiveDecoderConfig(**change)
+            change_config = updated_change_config(self.pipeline.config.change, params, CHANGE_DETECTOR)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         # Valid: apply (ranges and read-only are enforced by rclpy from the descriptors).

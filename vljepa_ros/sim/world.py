@@ -260,18 +260,9 @@ class TabletopWorld:
         self._table_geom = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "table_top")
         self._floor_geom = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         self._tip_site = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "ur_tip")
-        self._arm_qadr = np.array(
-            [
-                m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "ur_" + j)]
-                for j in UR5E_JOINTS
-            ]
-        )
-        self._arm_dof = np.array(
-            [
-                m.jnt_dofadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "ur_" + j)]
-                for j in UR5E_JOINTS
-            ]
-        )
+        arm_joints = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "ur_" + j) for j in UR5E_JOINTS]
+        self._arm_qadr = m.jnt_qposadr[arm_joints]
+        self._arm_dof = m.jnt_dofadr[arm_joints]
         self._renderers: Dict[Tuple[int, int], mujoco.Renderer] = {}
         self._cam = mujoco.MjvCamera()
         self._cam.type = mujoco.mjtCamera.mjCAMERA_FREE
