@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from vljepa_ros.perception import PerceptionConfig, PerceptionPipeline, load_model
-from vljepa_ros.selective_decoding import SelectiveDecoderConfig
+from vljepa_ros.checkpoint import load_model
+from vljepa_ros.perception import PerceptionConfig, PerceptionPipeline
+from vljepa_ros.change_detection import ChangeDetectorConfig
 from vljepa_ros.semantic_events import SemanticEventDecoder
 from vljepa_ros.world_model import Ranked, Window
 
 FPS = 15.0
 PHRASES = ["a red cube on the front left; the lamp is on", "the table is empty; the lamp is off",
            "a blue ball on the back right; the lamp is off"]
-CHANGE = SelectiveDecoderConfig(threshold=0.05, hysteresis=0.0)
+CHANGE = ChangeDetectorConfig(threshold=0.05, hysteresis=0.0)
 
 
 @pytest.fixture(scope="module")

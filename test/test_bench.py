@@ -21,7 +21,7 @@ from vljepa_ros.bench import (
     quality_benchmark,
     write_markdown,
 )
-from vljepa_ros.selective_decoding import SelectiveDecoderConfig
+from vljepa_ros.change_detection import ChangeDetectorConfig as SelectiveDecoderConfig
 
 FPS = 15.0
 
@@ -120,7 +120,7 @@ def test_markdown_keeps_the_intro(tmp_path):
 
 def test_cli_help_without_rclpy():
     code = ("import sys, runpy; sys.argv = ['vljepa-bench', '--help']\n"
-            "import vljepa_ros.bench, vljepa_ros.bench_runtime\n"
+            "import vljepa_ros.bench, vljepa_ros.ros.bench_runtime\n"
             "assert 'rclpy' not in sys.modules, 'bench imports rclpy at module level'\n"
             "from vljepa_ros.bench import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n")

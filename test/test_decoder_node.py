@@ -31,7 +31,7 @@ def phrase_threshold():
     node's event logic, not how far apart the model puts two captions."""
     import torch
 
-    from vljepa_ros.perception import load_model
+    from vljepa_ros.checkpoint import load_model
 
     model = load_model().model
     with torch.no_grad():

@@ -27,7 +27,7 @@ def _start_node(*params: str) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> str:
-    from vljepa_ros.bench_runtime import stop_process
+    from vljepa_ros.ros.bench_runtime import stop_process
 
     stop_process(proc, timeout=10)
     return proc.stdout.read()

@@ -108,7 +108,7 @@ def _start(cmd, log):
 
 
 def _stop(proc):
-    from vljepa_ros.bench_runtime import stop_process
+    from vljepa_ros.ros.bench_runtime import stop_process
 
     stop_process(proc, timeout=15)
 
@@ -182,7 +182,7 @@ def _arm_free(state):
 
 
 def score(rows):
-    from vljepa_ros.selective_decoding import event_precision_recall
+    from vljepa_ros.change_detection import event_precision_recall
 
     truths = sorted((r for r in rows if r["type"] == "truth"), key=lambda r: r["stamp"])
     events = [r for r in rows if r["type"] == "event"]
@@ -256,7 +256,7 @@ def score(rows):
     # text: nearest arm-free caption of the played episodes (Y-encoder)
     import torch
 
-    from vljepa_ros.perception import load_model
+    from vljepa_ros.checkpoint import load_model
 
     bank = sorted({_arm_free(t["state"]) for t in truths})
     model = load_model().model

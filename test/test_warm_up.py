@@ -4,7 +4,8 @@ stream. It must prepare everything and change nothing a caller can see."""
 import numpy as np
 import pytest
 
-from vljepa_ros.perception import PerceptionPipeline, load_model
+from vljepa_ros.checkpoint import load_model
+from vljepa_ros.perception import PerceptionPipeline
 from vljepa_ros.semantic_events import SemanticEventDecoder
 
 

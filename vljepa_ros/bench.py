@@ -34,8 +34,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .selective_decoding import (
-    SelectiveDecoderConfig,
+from .change_detection import (
+    ChangeDetectorConfig as SelectiveDecoderConfig,
     decode_quality,
     decode_similarity,
     event_precision_recall,
@@ -653,7 +653,7 @@ def main(argv=None) -> int:
 
     # ---- 2. runtime through the nodes
     if not args.skip_runtime:
-        from .bench_runtime import run_runtime_benchmark
+        from .ros.bench_runtime import run_runtime_benchmark
 
         report["runtime"] = run_runtime_benchmark(
             data_root=args.data, split=args.split, model_path=args.model or "", quick=args.quick,

@@ -210,3 +210,11 @@ def load_checkpoint(
         provenance=dict(config.get("provenance") or {}),
         config=config,
     )
+
+
+def load_model(model_path: str | os.PathLike | None = None) -> Checkpoint:
+    """The checkpoint at ``model_path`` (default: the shipped model). Raises
+    CheckpointError naming the file when it is missing or corrupt."""
+    from .assets import default_model_path
+
+    return load_checkpoint(model_path or default_model_path())

@@ -6,7 +6,7 @@ when the scene has changed and settled again, the action that linked the state
 before to the state after (WorldPrediction-style).
 
 The change is found by the same detector decoder_node uses for its events
-(:class:`SelectiveDecoder` on the state embedding, decoding nothing), with the
+(:class:`ChangeDetector` on the state embedding, decoding nothing), with the
 same parameters, so each change event on /semantic_events has an action
 estimate decided on the same frame: "before" is the last window that ended
 ``before_margin_s`` ahead of the change's detection (an arm starts moving a
@@ -24,13 +24,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint, load_checkpoint
-from .selective_decoding import SelectiveDecoder, SelectiveDecoderConfig
+from .checkpoint import Checkpoint
+from .change_detection import ChangeDetector, ChangeDetectorConfig
 from .world_model import QueryTemplates, Ranked, Window, WorldModel
 
 
@@ -40,7 +39,7 @@ class PerceptionConfig:
     world_state_top_k: int = 3
     action_top_k: int = 3
     # the change detector of the action estimates: keep it equal to decoder_node's
-    change: SelectiveDecoderConfig = field(default_factory=SelectiveDecoderConfig)
+    change: ChangeDetectorConfig = field(default_factory=ChangeDetectorConfig)
     before_margin_s: float = 0.4      # the "before" window ends this long before the change was detected
     jump_back_reset_s: float = 1.0    # a stamp this far behind the last one (a looped bag) restarts the stream
     threads: int = 1                  # torch intra-op threads; 1 keeps up best on a shared CPU (docs/design.md)
@@ -72,14 +71,6 @@ class FrameResult:
     state: Ranked
     action: ActionResult | None
     timings_ms: dict = field(default_factory=dict)  # backbone, predictor, ranking
-
-
-def load_model(model_path: str | Path | None = None) -> Checkpoint:
-    """The checkpoint at ``model_path`` (default: the shipped model). Raises
-    CheckpointError naming the file when it is missing or corrupt."""
-    from .assets import default_model_path
-
-    return load_checkpoint(model_path or default_model_path())
 
 
 class PerceptionPipeline:
@@ -116,7 +107,7 @@ class PerceptionPipeline:
             self._restart_change_tracking()
 
     def _restart_change_tracking(self) -> None:
-        self._changes = SelectiveDecoder(self.config.change)
+        self._changes = ChangeDetector(self.config.change)
         self._stable_windows.clear()
         self._before = None
 
@@ -134,7 +125,7 @@ class PerceptionPipeline:
             self.reset()
             return (time.perf_counter() - t0) * 1e3
 
-    def set_change_config(self, config: SelectiveDecoderConfig) -> None:
+    def set_change_config(self, config: ChangeDetectorConfig) -> None:
         """New change-detector parameters (keep them equal to decoder_node's)."""
         with self.lock:
             self.config.change = config

@@ -1,6 +1,6 @@
 """Semantic events from an embedding stream, ROS-free: what decoder_node runs.
 
-    embeddings --SelectiveDecoder--> trigger? --Y-decoder--> text --> SemanticEvent fields
+    embeddings --ChangeDetector--> trigger? --Y-decoder--> text --> SemanticEvent fields
 
 Only a trigger calls the Y-decoder (the expensive step); everything else is a
 dot product. perception_node runs the same change detector and publishes an
@@ -23,7 +23,7 @@ import torch
 from .checkpoint import Checkpoint
 from .models.y_decoder import Decoded, RetrievalDecoder
 from .models.y_encoder import PhraseBank
-from .selective_decoding import SelectiveDecoder, SelectiveDecoderConfig, Trigger
+from .change_detection import ChangeDetector, ChangeDetectorConfig, Trigger
 
 DECODE_MODES = ("generative", "retrieval")
 
@@ -53,7 +53,7 @@ class _ActionNote:
 
 class SemanticEventDecoder:
     def __init__(self, checkpoint: Checkpoint, mode: str = "generative",
-                 config: SelectiveDecoderConfig | None = None, text_bank: list[str] | None = None,
+                 config: ChangeDetectorConfig | None = None, text_bank: list[str] | None = None,
                  action_match_s: float = 2.0, action_wait_s: float = 0.3, expect_actions: bool = False):
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode must be one of {DECODE_MODES}, got {mode!r}")
@@ -61,7 +61,7 @@ class SemanticEventDecoder:
             raise ValueError(f"checkpoint {checkpoint.model_id} has no generative decoder; use mode 'retrieval'")
         self.checkpoint = checkpoint
         self.mode = mode
-        self.selective = SelectiveDecoder(config or SelectiveDecoderConfig())
+        self.changes = ChangeDetector(config or ChangeDetectorConfig())
         self.action_match_s = action_match_s
         self.action_wait_s = action_wait_s
         self._pending: Event | None = None   # a change event waiting for its action estimate
@@ -82,11 +82,11 @@ class SemanticEventDecoder:
 
     # ---- configuration -----------------------------------------------------------
     @property
-    def config(self) -> SelectiveDecoderConfig:
-        return self.selective.config
+    def config(self) -> ChangeDetectorConfig:
+        return self.changes.config
 
-    def set_config(self, config: SelectiveDecoderConfig) -> None:
-        self.selective.config = config
+    def set_config(self, config: ChangeDetectorConfig) -> None:
+        self.changes.config = config
 
     def set_mode(self, mode: str) -> None:
         if mode not in DECODE_MODES:
@@ -174,7 +174,7 @@ class SemanticEventDecoder:
         self._last_stamp = stamp_s if self._last_stamp is None else max(self._last_stamp, stamp_s)
         if self._pending is not None and stamp_s > self._pending.decided_at_s + self.action_wait_s:
             ready += self.flush()  # its estimate did not come: released without
-        trigger: Trigger | None = self.selective.update(stamp_s, embedding)
+        trigger: Trigger | None = self.changes.update(stamp_s, embedding)
         if trigger is None:
             return ready
         ready += self.flush()  # a new trigger supersedes any wait
@@ -198,12 +198,12 @@ class SemanticEventDecoder:
         return ready
 
     def counters(self) -> dict:
-        c = self.selective.counters()
+        c = self.changes.counters()
         return {**c, "decodes": self.decodes,
                 "mean_decode_ms": self.decode_ms_total / self.decodes if self.decodes else 0.0}
 
     def reset(self) -> None:
-        self.selective.reset()
+        self.changes.reset()
         self._actions.clear()
         self._pending = self.waiting_since = None
         self.current_text = ""

@@ -74,7 +74,7 @@ def check_range(name: str, value, low, high) -> str | None:
     return None
 
 
-# SelectiveDecoderConfig fields exposed as parameters: (range, description). The
+# ChangeDetectorConfig fields exposed as parameters: (range, description). The
 # change detector runs in decoder_node (events) and in perception_node (when to
 # estimate the action); config/perception.yaml sets them once for both.
 CHANGE_PARAMS = {
@@ -91,16 +91,16 @@ CHANGE_PARAMS = {
 
 def declare_change_detector(node: Node, names=tuple(CHANGE_PARAMS)) -> tuple[dict, list[str]]:
     """Declare the change-detector parameters; returns (values, start-up range problems)."""
-    from ..selective_decoding import SelectiveDecoderConfig
+    from ..change_detection import ChangeDetectorConfig
 
-    defaults = SelectiveDecoderConfig()
+    defaults = ChangeDetectorConfig()
     values = {n: declare(node, n, float(getattr(defaults, n)), CHANGE_PARAMS[n][1], float_range=CHANGE_PARAMS[n][0])
               for n in names}
     return values, [p for p in (check_range(n, v, *CHANGE_PARAMS[n][0]) for n, v in values.items()) if p]
 
 
 def updated_change_config(current, params, names=tuple(CHANGE_PARAMS)):
-    """``current`` SelectiveDecoderConfig with a parameter update's values for
+    """``current`` ChangeDetectorConfig with a parameter update's values for
     ``names`` applied; ValueError (with the reason) if the result is invalid."""
     return dataclasses.replace(current, **{p.name: float(p.value) for p in params if p.name in names})
 

@@ -22,9 +22,8 @@ from std_msgs.msg import Header
 
 from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent
 
-from ..checkpoint import CheckpointError
-from ..perception import load_model
-from ..selective_decoding import SelectiveDecoderConfig
+from ..checkpoint import CheckpointError, load_model
+from ..change_detection import ChangeDetectorConfig
 from ..semantic_events import DECODE_MODES, SemanticEventDecoder
 from .common import (RELIABLE_QOS, StampBook, check_range, declare, declare_change_detector, run_node, stamp_to_s,
                      updated_change_config)
@@ -60,7 +59,7 @@ class DecoderNode(Node):
                      check_range("stats_rate_hz", stats_rate, 0.01, 100.0)]
         problems = [p for p in problems if p]
         try:
-            config = SelectiveDecoderConfig(**values)
+            config = ChangeDetectorConfig(**values)
         except ValueError as e:
             problems.append(str(e))
         if problems:

@@ -27,10 +27,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from vljepa_ros.msg import ActionEstimate, SemanticEmbedding, WorldState
 from vljepa_ros.srv import Ask, PredictOutcome
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, load_model
 from ..imaging import ImageConversionError
-from ..perception import PerceptionConfig, PerceptionPipeline, load_model
-from ..selective_decoding import SelectiveDecoderConfig
+from ..perception import PerceptionConfig, PerceptionPipeline
+from ..change_detection import ChangeDetectorConfig
 from .common import (CHANGE_PARAMS, RELIABLE_QOS, SENSOR_QOS_LATEST, StampBook, check_range, declare,
                      declare_change_detector, make_image_converter, run_node, updated_change_config)
 
@@ -82,7 +82,7 @@ class PerceptionNode(Node):
             check_range("action_top_k", p["action_top_k"], 1, 100),
         ) if r] + change_problems
         try:
-            change_config = SelectiveDecoderConfig(**change)
+            change_config = ChangeDetectorConfig(**change)
         except ValueError as e:
             problems.append(str(e))
         if problems:

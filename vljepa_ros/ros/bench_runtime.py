@@ -1,8 +1,8 @@
 """Runtime benchmark of the ROS graph: camera, perception_node and decoder_node in separate OS processes.
 
-    python -m vljepa_ros.bench_runtime camera     --rate 30 --size 224 --frames 1200 --out cam.json
-    python -m vljepa_ros.bench_runtime perception --out p.json --stop-file STOP [--ros-args ...]
-    python -m vljepa_ros.bench_runtime decoder    --out d.json --stop-file STOP [--ros-args ...]
+    python -m vljepa_ros.ros.bench_runtime camera     --rate 30 --size 224 --frames 1200 --out cam.json
+    python -m vljepa_ros.ros.bench_runtime perception --out p.json --stop-file STOP [--ros-args ...]
+    python -m vljepa_ros.ros.bench_runtime decoder    --out d.json --stop-file STOP [--ros-args ...]
 
 ``perception`` / ``decoder`` construct the real ``PerceptionNode`` /
 ``DecoderNode`` and spin them exactly as their ``main()`` does (a
@@ -16,8 +16,9 @@ paced on absolute deadlines, so the camera rate is real even though the
 simulator renders at only ~10-20 frames/s on a small machine.
 
 :func:`run_runtime_benchmark` (used by ``vljepa-bench``) starts the three
-processes per configuration and summarises. Only the role functions import
-rclpy, so importing this module is ROS-free.
+processes per configuration and summarises. It drives ROS nodes, so it lives
+in the ROS layer; only the role functions import rclpy, so importing this
+module (``vljepa-bench --help``) still works without ROS.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 IMAGE_TOPIC = "/camera/image_raw"
 EMBEDDING_TOPIC = "/perception_node/embedding"
 WARMUP_FRAMES = 15
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def proc_status_kb(pid: int | str = "self") -> dict:
@@ -99,7 +100,7 @@ def role_perception(args, ros_args: list[str]) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from .ros.perception_node import PerceptionNode
+    from .perception_node import PerceptionNode
 
     rclpy.init(args=ros_args)
     node = PerceptionNode()
@@ -121,7 +122,7 @@ def role_decoder(args, ros_args: list[str]) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from .ros.decoder_node import DecoderNode
+    from .decoder_node import DecoderNode
 
     rclpy.init(args=ros_args)
     node = DecoderNode()
@@ -143,7 +144,7 @@ def load_frames(data_root: str, split: str, size: int, limit: int) -> list[np.nd
     """Pre-rendered RGB frames of the split's episodes, in order, resized to size x size."""
     from PIL import Image as PILImage
 
-    from .data.dataset import Dataset
+    from ..data.dataset import Dataset
 
     ds = Dataset(data_root, split)
     frames = []
@@ -287,7 +288,7 @@ def run_config(rate: float, size: int, frames: int, *, data_root: str, split: st
         if os.path.exists(p):
             os.remove(p)
     env = env or child_env()
-    py = [sys.executable, "-m", "vljepa_ros.bench_runtime"]
+    py = [sys.executable, "-m", "vljepa_ros.ros.bench_runtime"]
     common = ["--ros-args", "--params-file", params_file()] + (["-p", f"model_path:={model_path}"] if model_path else [])
     procs = {}
     logs = {r: open(os.path.join(log_dir, f"{tag}-{r}.log"), "w") for r in files}
@@ -374,7 +375,7 @@ def main(argv=None) -> int:
     if "--ros-args" in argv:
         k = argv.index("--ros-args")
         argv, ros_args = argv[:k], argv[k:]
-    parser = argparse.ArgumentParser(prog="python -m vljepa_ros.bench_runtime", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vljepa_ros.ros.bench_runtime", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="role", required=True)
     for role in ("perception", "decoder"):
         p = sub.add_parser(role)

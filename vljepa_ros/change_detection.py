@@ -1,4 +1,4 @@
-"""Selective decoding: turn text decoding on only when the meaning changes.
+"""Change detection on an embedding stream: when to decode text (selective decoding).
 
 VL-JEPA predicts an embedding per frame (window); text comes from a decoder
 that is far more expensive than watching the embeddings. This module decides
@@ -6,7 +6,8 @@ that is far more expensive than watching the embeddings. This module decides
 stamps in seconds of stream time (camera stamps, never wall time) and
 L2-normalised float embeddings of shape ``(D,)``.
 
-Online (causal), used by the decoder node: :class:`SelectiveDecoder`.
+Online (causal), used by decoder_node and perception_node: :class:`ChangeDetector`
+(it decodes nothing itself; its triggers say when the caller should).
 
     smoothed = EMA(embedding)                 # `smoothing`; 1 = none
     distance = 1 - cos(smoothed, reference)   # reference = mean of the current state
@@ -31,8 +32,8 @@ Known trade-offs: waiting for the scene to settle delays each decode by about
 min_dwell_s..settle_s after the motion ends (costs causal quality, buys one
 decode per change); motion slower than ~settle_fraction * threshold per
 settle_s looks settled and may give one extra decode per slow transition.
-``decoder.config`` may be replaced at run time (parameter updates); call
-:meth:`SelectiveDecoder.reset` when the query or model changes, because old
+``detector.config`` may be replaced at run time (parameter updates); call
+:meth:`ChangeDetector.reset` when the query or model changes, because old
 and new embeddings are not comparable.
 
 Offline, used by the benchmark: :func:`uniform_decode_times`,
@@ -52,9 +53,9 @@ from typing import Hashable, Literal, Sequence
 import numpy as np
 
 __all__ = [
-    "SelectiveDecoderConfig",
+    "ChangeDetectorConfig",
     "Trigger",
-    "SelectiveDecoder",
+    "ChangeDetector",
     "uniform_decode_times",
     "online_decode_times",
     "ward_segments",
@@ -75,8 +76,8 @@ def _finite(name: str, value: float) -> float:
 
 
 @dataclass
-class SelectiveDecoderConfig:
-    """Parameters of :class:`SelectiveDecoder`. Times are seconds of stream time.
+class ChangeDetectorConfig:
+    """Parameters of :class:`ChangeDetector`. Times are seconds of stream time.
 
     Defaults suit 10-30 Hz cameras and an embedding space where frame-to-frame
     noise in a static scene is a cosine distance of ~0.01-0.02. ``threshold``
@@ -183,8 +184,8 @@ class _SettleTracker:
         return _unit(self.raw_sum).astype(np.float32)
 
 
-class SelectiveDecoder:
-    """Online, causal selective decoding over a stream of embeddings.
+class ChangeDetector:
+    """Online, causal change detector over a stream of embeddings (selective decoding's trigger).
 
     Feed every processed frame to :meth:`update`; it returns a
     :class:`Trigger` when text should be decoded, else None. Memory is
@@ -199,8 +200,8 @@ class SelectiveDecoder:
     ``last_rejection`` holds the reason of the latest stale/invalid frame.
     """
 
-    def __init__(self, config: SelectiveDecoderConfig | None = None) -> None:
-        self.config = config if config is not None else SelectiveDecoderConfig()
+    def __init__(self, config: ChangeDetectorConfig | None = None) -> None:
+        self.config = config if config is not None else ChangeDetectorConfig()
         self.reset()
 
     # -- public --------------------------------------------------------------
@@ -413,9 +414,9 @@ def uniform_decode_times(n_frames: int, stride: int) -> list[int]:
 def online_decode_times(
     stamps: Sequence[float] | np.ndarray,
     embeddings: np.ndarray,
-    config: SelectiveDecoderConfig | None = None,
+    config: ChangeDetectorConfig | None = None,
 ) -> list[tuple[int, Trigger]]:
-    """Run :class:`SelectiveDecoder` over a recorded stream; (frame index, trigger) per decode.
+    """Run :class:`ChangeDetector` over a recorded stream; (frame index, trigger) per decode.
 
     The frame index is the frame at which the trigger fired (causal: the text
     is available from that frame on).
@@ -423,10 +424,10 @@ def online_decode_times(
     emb = np.asarray(embeddings)
     if emb.ndim != 2 or emb.shape[0] != len(stamps):
         raise ValueError(f"embeddings must be (N, D) with N = len(stamps) = {len(stamps)}, got {emb.shape}")
-    decoder = SelectiveDecoder(config)
+    detector = ChangeDetector(config)
     out: list[tuple[int, Trigger]] = []
     for i, (stamp, e) in enumerate(zip(stamps, emb)):
-        trigger = decoder.update(float(stamp), e)
+        trigger = detector.update(float(stamp), e)
         if trigger is not None:
             out.append((i, trigger))
     return out

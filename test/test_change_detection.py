@@ -1,4 +1,4 @@
-"""vljepa_ros.selective_decoding on synthetic embedding streams (no model, no ROS).
+"""vljepa_ros.change_detection on synthetic embedding streams (no model, no ROS).
 
 The streams imitate what the perception node publishes at 15 Hz: K states,
 each a fixed unit vector plus Gaussian noise, with ~1 s of transition motion
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from vljepa_ros.selective_decoding import (
-    SelectiveDecoder,
-    SelectiveDecoderConfig,
+from vljepa_ros.change_detection import (
+    ChangeDetector,
+    ChangeDetectorConfig,
     Trigger,
     decode_quality,
     decode_similarity,
@@ -112,7 +112,7 @@ def nearest_state(embedding: np.ndarray, states: np.ndarray) -> int:
 @pytest.mark.parametrize("seed", range(12))
 def test_one_trigger_per_true_change(seed: int) -> None:
     stream = make_stream(seed)
-    out = online_decode_times(stream.stamps, stream.embeddings, SelectiveDecoderConfig())
+    out = online_decode_times(stream.stamps, stream.embeddings, ChangeDetectorConfig())
     kinds = [t.kind for _, t in out]
     assert kinds == ["initial"] + ["change"] * (len(stream.states) - 1), kinds
     changes = [t for _, t in out[1:]]
@@ -130,7 +130,7 @@ def test_one_trigger_per_true_change(seed: int) -> None:
 @pytest.mark.parametrize(
     "variant",
     [
-        dict(noise_distance=0.4 * SelectiveDecoderConfig().threshold),  # noisier model
+        dict(noise_distance=0.4 * ChangeDetectorConfig().threshold),  # noisier model
         dict(noise_distance=0.03, state_distance=(0.12, 0.2)),  # closer states
         dict(wander=1.5),  # the arm fills the view mid-push
         dict(transition_s=2.0),  # slower push
@@ -140,7 +140,7 @@ def test_one_trigger_per_true_change(seed: int) -> None:
 def test_one_trigger_per_change_holds_across_conditions(variant: dict) -> None:
     for seed in range(4):
         stream = make_stream(100 + seed, **variant)
-        out = online_decode_times(stream.stamps, stream.embeddings, SelectiveDecoderConfig())
+        out = online_decode_times(stream.stamps, stream.embeddings, ChangeDetectorConfig())
         starts = [t.state_start_s for _, t in out if t.kind == "change"]
         assert len(starts) == len(stream.transitions_s)
         assert all(b <= s <= e for s, (b, e) in zip(starts, stream.transition_spans_s))
@@ -160,7 +160,7 @@ def test_trigger_fields_chain_and_score() -> None:
 
 def test_initial_trigger_waits_for_settle_s() -> None:
     stamps, emb, _ = static_stream(0, 3.0, 0.01, t0=50.0)
-    cfg = SelectiveDecoderConfig(settle_s=0.5)
+    cfg = ChangeDetectorConfig(settle_s=0.5)
     out = online_decode_times(stamps, emb, cfg)
     assert len(out) == 1
     frame, trig = out[0]
@@ -171,13 +171,13 @@ def test_initial_trigger_waits_for_settle_s() -> None:
 def test_no_trigger_in_static_noise(noise_fraction: float) -> None:
     # Raw frame noise up to 0.7 x the default threshold stays silent
     # (smoothing + dwell + hysteresis); false changes start near 0.9 x.
-    noise_distance = noise_fraction * SelectiveDecoderConfig().threshold
+    noise_distance = noise_fraction * ChangeDetectorConfig().threshold
     for seed in range(3):
         stamps, emb, _ = static_stream(seed, 120.0, noise_distance)
-        decoder = SelectiveDecoder()
-        kinds = [t.kind for s, e in zip(stamps, emb) if (t := decoder.update(s, e)) is not None]
+        detector = ChangeDetector()
+        kinds = [t.kind for s, e in zip(stamps, emb) if (t := detector.update(s, e)) is not None]
         assert kinds == ["initial"]
-        assert decoder.cancelled + decoder.suppressed <= 2
+        assert detector.cancelled + detector.suppressed <= 2
 
 
 def _with_excursion(seconds_away: float, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -194,16 +194,16 @@ def _with_excursion(seconds_away: float, seed: int = 1) -> tuple[np.ndarray, np.
 
 def test_short_glitch_is_cancelled_by_min_dwell() -> None:
     stamps, emb = _with_excursion(0.15)  # 2 frames, e.g. a bird through the view
-    decoder = SelectiveDecoder(SelectiveDecoderConfig(min_dwell_s=0.3))
-    kinds = [t.kind for s, e in zip(stamps, emb) if (t := decoder.update(s, e)) is not None]
-    assert kinds == ["initial"] and decoder.cancelled == 1
+    detector = ChangeDetector(ChangeDetectorConfig(min_dwell_s=0.3))
+    kinds = [t.kind for s, e in zip(stamps, emb) if (t := detector.update(s, e)) is not None]
+    assert kinds == ["initial"] and detector.cancelled == 1
 
 
 def test_excursion_that_returns_to_the_old_state_is_suppressed() -> None:
     stamps, emb = _with_excursion(0.6)  # an arm reaches in and leaves without changing anything
-    decoder = SelectiveDecoder(SelectiveDecoderConfig(min_dwell_s=0.3, settle_s=0.5))
-    kinds = [t.kind for s, e in zip(stamps, emb) if (t := decoder.update(s, e)) is not None]
-    assert kinds == ["initial"] and decoder.suppressed == 1
+    detector = ChangeDetector(ChangeDetectorConfig(min_dwell_s=0.3, settle_s=0.5))
+    kinds = [t.kind for s, e in zip(stamps, emb) if (t := detector.update(s, e)) is not None]
+    assert kinds == ["initial"] and detector.suppressed == 1
 
 
 def test_continuous_motion_is_decoded_after_max_settle_s() -> None:
@@ -213,10 +213,10 @@ def test_continuous_motion_is_decoded_after_max_settle_s() -> None:
     b = unit(b - (b @ a) * a)
     stamps = np.arange(int(20 * FPS)) / FPS
     emb = np.array([math.cos(2.0 * t) * a + math.sin(2.0 * t) * b for t in stamps], dtype=np.float32)  # 2 rad/s
-    cfg = SelectiveDecoderConfig(min_dwell_s=0.3, max_settle_s=2.0)
-    decoder = SelectiveDecoder(cfg)
-    out = [t for s, e in zip(stamps, emb) if (t := decoder.update(s, e)) is not None]
-    assert decoder.forced >= 2
+    cfg = ChangeDetectorConfig(min_dwell_s=0.3, max_settle_s=2.0)
+    detector = ChangeDetector(cfg)
+    out = [t for s, e in zip(stamps, emb) if (t := detector.update(s, e)) is not None]
+    assert detector.forced >= 2
     gaps = np.diff([t.stamp_s for t in out])
     assert gaps.max() <= cfg.max_settle_s + cfg.min_dwell_s + 1.0 + 1e-9
 
@@ -226,9 +226,9 @@ def test_continuous_motion_is_decoded_after_max_settle_s() -> None:
 
 def test_heartbeat_after_max_silence() -> None:
     stamps, emb, _ = static_stream(0, 10.0, 0.01)
-    cfg = SelectiveDecoderConfig(max_silence_s=3.0, settle_s=0.5)
-    decoder = SelectiveDecoder(cfg)
-    out = [t for s, e in zip(stamps, emb) if (t := decoder.update(s, e)) is not None]
+    cfg = ChangeDetectorConfig(max_silence_s=3.0, settle_s=0.5)
+    detector = ChangeDetector(cfg)
+    out = [t for s, e in zip(stamps, emb) if (t := detector.update(s, e)) is not None]
     assert [t.kind for t in out] == ["initial", "heartbeat", "heartbeat", "heartbeat"]
     emitted = [t.stamp_s for t in out]
     for before, after in zip(emitted, emitted[1:]):
@@ -243,7 +243,7 @@ def test_heartbeat_clock_restarts_after_a_change_and_is_off_by_default() -> None
     stream = make_stream(5, static_s=(5.0, 5.5))
     kinds = [t.kind for _, t in online_decode_times(stream.stamps, stream.embeddings)]
     assert "heartbeat" not in kinds
-    out = online_decode_times(stream.stamps, stream.embeddings, SelectiveDecoderConfig(max_silence_s=4.0))
+    out = online_decode_times(stream.stamps, stream.embeddings, ChangeDetectorConfig(max_silence_s=4.0))
     assert [t.kind for _, t in out if t.kind != "heartbeat"] == kinds  # heartbeats add, never replace
     last_emit = None
     for _, t in out:
@@ -258,26 +258,26 @@ def test_heartbeat_clock_restarts_after_a_change_and_is_off_by_default() -> None
 def test_out_of_order_and_duplicate_stamps_are_ignored_and_counted() -> None:
     stream = make_stream(7)
     clean = online_decode_times(stream.stamps, stream.embeddings)
-    decoder = SelectiveDecoder()
+    detector = ChangeDetector()
     got, injected = [], 0
     rng = np.random.default_rng(0)
     for i, (s, e) in enumerate(zip(stream.stamps, stream.embeddings)):
-        if (t := decoder.update(s, e)) is not None:
+        if (t := detector.update(s, e)) is not None:
             got.append((i, t))
         if i % 17 == 5:  # a duplicate, and a late frame from the past carrying garbage
-            decoder.update(s, e)
-            decoder.update(s - 0.5, unit(rng.normal(size=DIM)))
+            detector.update(s, e)
+            detector.update(s - 0.5, unit(rng.normal(size=DIM)))
             injected += 2
-    assert decoder.stale == injected
-    assert decoder.seen == len(stream.stamps)
+    assert detector.stale == injected
+    assert detector.seen == len(stream.stamps)
     assert [(i, t.kind, t.state_start_s) for i, t in got] == [(i, t.kind, t.state_start_s) for i, t in clean]
-    assert "not newer" in decoder.last_rejection
+    assert "not newer" in detector.last_rejection
 
 
 def test_invalid_embeddings_are_rejected_and_counted() -> None:
     stream = make_stream(8)
     clean = online_decode_times(stream.stamps, stream.embeddings)
-    decoder = SelectiveDecoder()
+    detector = ChangeDetector()
     got, bad = [], 0
     nan = np.full(DIM, np.nan, dtype=np.float32)
     for i, (s, e) in enumerate(zip(stream.stamps, stream.embeddings)):
@@ -285,25 +285,25 @@ def test_invalid_embeddings_are_rejected_and_counted() -> None:
             # NaN, inf, zero and wrong-size embeddings between real frames (stamps slightly earlier,
             # so the real frame is still newer).
             for junk in (nan, np.full(DIM, np.inf), np.zeros(DIM), np.ones(DIM + 1)):
-                assert decoder.update(s - 0.01, junk) is None
+                assert detector.update(s - 0.01, junk) is None
                 bad += 1
-        if (t := decoder.update(s, e)) is not None:
+        if (t := detector.update(s, e)) is not None:
             got.append((i, t))
-    assert decoder.invalid == bad and decoder.stale == 0
+    assert detector.invalid == bad and detector.stale == 0
     assert [(i, t.kind) for i, t in got] == [(i, t.kind) for i, t in clean]
-    assert decoder.counters()["invalid"] == bad
+    assert detector.counters()["invalid"] == bad
 
 
 def test_reset_forgets_the_stream() -> None:
     stamps, emb, _ = static_stream(0, 3.0, 0.01, t0=100.0)
-    decoder = SelectiveDecoder()
+    detector = ChangeDetector()
     for s, e in zip(stamps, emb):
-        decoder.update(s, e)
-    assert decoder.triggers == 1 and decoder.reference is not None
-    decoder.reset()
-    assert decoder.counters() == dict.fromkeys(decoder.counters(), 0) and decoder.reference is None
+        detector.update(s, e)
+    assert detector.triggers == 1 and detector.reference is not None
+    detector.reset()
+    assert detector.counters() == dict.fromkeys(detector.counters(), 0) and detector.reference is None
     # Older stamps are welcome again after a reset (e.g. a bag restarted).
-    out = [t for s, e in zip(stamps - 50.0, emb) if (t := decoder.update(s, e)) is not None]
+    out = [t for s, e in zip(stamps - 50.0, emb) if (t := detector.update(s, e)) is not None]
     assert [t.kind for t in out] == ["initial"]
 
 
@@ -312,7 +312,7 @@ def test_plain_threshold_detector_when_everything_is_off() -> None:
     rng = np.random.default_rng(0)
     a, b = unit(rng.normal(size=DIM)), unit(rng.normal(size=DIM))
     emb = np.array([a] * 10 + [b] * 10, dtype=np.float32)
-    cfg = SelectiveDecoderConfig(smoothing=1.0, threshold=0.1, hysteresis=0.0, min_dwell_s=0.0, settle_s=0.0)
+    cfg = ChangeDetectorConfig(smoothing=1.0, threshold=0.1, hysteresis=0.0, min_dwell_s=0.0, settle_s=0.0)
     out = online_decode_times(np.arange(20) / FPS, emb, cfg)
     assert [(i, t.kind) for i, t in out] == [(0, "initial"), (10, "change")]
     assert out[1][1].state_start_s == pytest.approx(10 / FPS)
@@ -339,7 +339,7 @@ def test_plain_threshold_detector_when_everything_is_off() -> None:
 )
 def test_config_validation(kwargs: dict, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
-        SelectiveDecoderConfig(**kwargs)
+        ChangeDetectorConfig(**kwargs)
 
 
 # -- offline policies ---------------------------------------------------------
