@@ -13,23 +13,15 @@ from setuptools import find_packages, setup
 HERE = pathlib.Path(__file__).parent
 
 
-def console_scripts():
-    """Scripts whose module exists in this checkout (modules land issue by issue)."""
-    scripts = {
-        "vljepa-info": "vljepa_ros.info:main",
-        "vljepa-generate-data": "vljepa_ros.data.generate:main",
-        "vljepa-convert": "vljepa_ros.data.convert:main",
-        "vljepa-train": "vljepa_ros.train:main",
-        "vljepa-eval": "vljepa_ros.evaluate:main",
-        "vljepa-bench": "vljepa_ros.bench:main",
-        "vljepa-bag": "vljepa_ros.data.bag:main",
-    }
-    present = []
-    for name, target in scripts.items():
-        module = target.split(":")[0]
-        if (HERE / (module.replace(".", "/") + ".py")).exists():
-            present.append(f"{name} = {target}")
-    return present
+CONSOLE_SCRIPTS = [
+    "vljepa-info = vljepa_ros.info:main",
+    "vljepa-generate-data = vljepa_ros.data.generate:main",
+    "vljepa-convert = vljepa_ros.data.convert:main",
+    "vljepa-train = vljepa_ros.train:main",
+    "vljepa-eval = vljepa_ros.evaluate:main",
+    "vljepa-bench = vljepa_ros.bench:main",
+    "vljepa-bag = vljepa_ros.data.bag:main",
+]
 
 
 setup(
@@ -41,7 +33,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["vljepa_ros", "vljepa_ros.*"]),
-    package_data={"vljepa_ros": ["assets/*/*.json", "assets/*/*.safetensors", "assets/*.yaml"]},
+    # the shipped model: vljepa_ros/assets/<name>/{config.json,model.safetensors}
+    package_data={"vljepa_ros": ["assets/*/*.json", "assets/*/*.safetensors"]},
     install_requires=[
         # torch: install 2.13.0 (CPU) first on machines without a GPU, or pip
         # resolves a CUDA build. Any 2.x >= 2.2 works.
@@ -61,5 +54,5 @@ setup(
         "bags": ["mcap>=1.1", "mcap-ros2-support>=0.5"],
         "plots": ["matplotlib>=3.7"],
     },
-    entry_points={"console_scripts": console_scripts()},
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

@@ -1,5 +1,6 @@
 """`pip install .` gives a ROS-free core: importable and with working console
 scripts in an environment where rclpy cannot be imported."""
+import ast
 import os
 import pathlib
 import pkgutil
@@ -84,11 +85,27 @@ def test_core_imports_without_ros(rosless_venv):
     assert str(venv) in result.stdout
 
 
+def declared_console_scripts() -> set[str]:
+    """The script names setup.py's CONSOLE_SCRIPTS declares."""
+    tree = ast.parse((REPO / "setup.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CONSOLE_SCRIPTS" for t in node.targets):
+            return {entry.split("=")[0].strip() for entry in ast.literal_eval(node.value)}
+    raise AssertionError("setup.py has no CONSOLE_SCRIPTS list")
+
+
 def test_console_scripts_help(rosless_venv):
     venv, env, tmp = rosless_venv
     scripts = sorted((venv / "bin").glob("vljepa-*"))
-    assert any(s.name == "vljepa-info" for s in scripts), scripts
+    assert {s.name for s in scripts} == declared_console_scripts() and "vljepa-info" in declared_console_scripts()
     for script in scripts:
         result = subprocess.run([str(script), "--help"], env=env, cwd=tmp, capture_output=True, text=True)
         assert result.returncode == 0, f"{script.name} --help failed:\n{result.stderr}"
         assert "usage:" in result.stdout.lower(), script.name
+
+
+def test_shipped_model_is_installed(rosless_venv):
+    venv, _, _ = rosless_venv
+    installed = list(venv.glob("lib/python*/site-packages/vljepa_ros/assets/tabletop"))
+    assert len(installed) == 1, installed
+    assert {p.name for p in installed[0].iterdir()} >= {"config.json", "model.safetensors"}

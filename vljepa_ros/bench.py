@@ -96,11 +96,6 @@ class Mapper:
     calls: int = 0
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 # ---------------------------------------------------------------------------
 # Curve arithmetic
 # ---------------------------------------------------------------------------
@@ -438,14 +433,6 @@ def plot_curves(quality: dict, path: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _fmt(x, nd=3) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.{nd}f}"
-    return str(x)
 
 
 def render_markdown(report: dict) -> str:

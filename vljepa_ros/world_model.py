@@ -32,10 +32,6 @@ class QueryTemplates:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "QueryTemplates":
-        return cls(**d)
-
 
 @dataclass(frozen=True)
 class Window:
