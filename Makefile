@@ -158,6 +158,10 @@ bench: $(BUILD_STAMP) $(DATA)/meta.json
 bench-model: $(VENV_STAMP)
 	@$(VENV_RUN) python tools/bench_model.py --json reports/bench_model.json
 
+# ruff (ruff.toml; version pinned in requirements/dev.txt)
+lint: $(VENV_STAMP)
+	@$(VENV_RUN) ruff check vljepa_ros test tools launch
+
 env-info: $(VENV_STAMP)
 	@echo "venv: $(VENV) ($(ROS_MODE))"; $(VPY) -c "import torch; print('torch', torch.__version__)"
 

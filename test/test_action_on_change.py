@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from vljepa_ros.change_detection import ChangeDetectorConfig
 from vljepa_ros.checkpoint import load_model
 from vljepa_ros.perception import PerceptionConfig, PerceptionPipeline
-from vljepa_ros.change_detection import ChangeDetectorConfig
 from vljepa_ros.semantic_events import SemanticEventDecoder
 from vljepa_ros.world_model import Ranked, Window
 
@@ -145,7 +145,7 @@ def test_each_change_gets_its_own_estimate(checkpoint, targets):
     frames = stream(targets, [(0, 3.0), (1, 1.5), (2, 3.0)])
     decided = decided_frames(frames, checkpoint)
     decoder = event_decoder(checkpoint)
-    events, noted = [], {}
+    events = []
     for stamp, emb, _ in frames:
         for k, after in enumerate(decided):
             if abs(stamp - after) < 1e-6:  # estimates in the order perception publishes: before the embedding

@@ -30,7 +30,7 @@ def test_bag_round_trip_matches_the_renderer(bag):
     images = list(read_images(str(bag)))
     assert len(images) == FRAMES
     world = TabletopWorld()
-    for (i, t, rgb, _), item in zip(EpisodeScript.generate(4, "test").frames(world, 96, 96), images[:5]):
+    for (_, t, rgb, _), item in zip(EpisodeScript.generate(4, "test").frames(world, 96, 96), images[:5]):
         assert np.array_equal(rgb, item.rgb)
         assert item.stamp_ns == SIM_EPOCH_NS + int(round(t * 1e9))
     world.close()

@@ -17,7 +17,6 @@ import pytest
 from vljepa_ros.change_detection import (
     ChangeDetector,
     ChangeDetectorConfig,
-    Trigger,
     decode_quality,
     decode_similarity,
     event_precision_recall,
@@ -94,7 +93,9 @@ def make_stream(
     )
 
 
-def static_stream(seed: int, seconds: float, noise_distance: float, t0: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def static_stream(
+    seed: int, seconds: float, noise_distance: float, t0: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     state = unit(rng.normal(size=DIM))
     n = int(seconds * FPS)

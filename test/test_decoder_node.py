@@ -51,8 +51,8 @@ class DecoderHarness:
 
         defaults = {"decode_mode": "retrieval", "text_bank": PHRASES, "stats_rate_hz": 20.0,
                     "threshold": phrase_threshold(), "hysteresis": 0.0}
-        self.node = DecoderNode(cli_args=["--ros-args", "-r", "embedding:=/vd/embedding", "-r", "semantic_events:=/vd/events",
-                                          "-r", "action:=/vd/action"],
+        self.node = DecoderNode(cli_args=["--ros-args", "-r", "embedding:=/vd/embedding",
+                                          "-r", "semantic_events:=/vd/events", "-r", "action:=/vd/action"],
                                 parameter_overrides=[Parameter(k, value=v) for k, v in {**defaults, **params}.items()])
         self.driver = rclpy.create_node("vd_driver")
         self.pub = self.driver.create_publisher(SemanticEmbedding, "/vd/embedding", 100)
@@ -76,24 +76,25 @@ class DecoderHarness:
     def stream(self, segments, seed=0, noise=0.002, transition_s=0.6):
         """segments: [(phrase index, seconds)]; between segments ~transition_s of
         wandering motion (an arm moving). Returns the true change times."""
-        from builtin_interfaces.msg import Time
-
-        from vljepa_ros.msg import SemanticEmbedding
-
         rng = np.random.default_rng(seed)
         t, changes, sent = 0.0, [], 0
         prev = None
-        for k, (idx, seconds) in enumerate(segments):
+        for idx, seconds in segments:
             if prev is not None:
                 changes.append(t)
                 wander = rng.normal(size=self.targets.shape[1]).astype(np.float32)
+                wander /= np.linalg.norm(wander)
                 for j in range(int(transition_s * FPS)):
                     u = (j + 1) / (transition_s * FPS + 1)
-                    e = (1 - u) * self.targets[prev] + u * self.targets[idx] + 0.3 * np.sin(np.pi * u) * wander / np.linalg.norm(wander)
-                    self._send(e, t); t += 1 / FPS; sent += 1
+                    e = (1 - u) * self.targets[prev] + u * self.targets[idx] + 0.3 * np.sin(np.pi * u) * wander
+                    self._send(e, t)
+                    t += 1 / FPS
+                    sent += 1
             for _ in range(int(seconds * FPS)):
                 e = self.targets[idx] + noise * rng.normal(size=self.targets.shape[1]).astype(np.float32)
-                self._send(e, t); t += 1 / FPS; sent += 1
+                self._send(e, t)
+                t += 1 / FPS
+                sent += 1
             prev = idx
         deadline = time.monotonic() + 20
         while self.node.embeddings_seen < sent:

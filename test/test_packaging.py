@@ -19,7 +19,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 BLOCK_ROS = textwrap.dedent("""\
     import sys
     class _NoROS:
-        blocked = ("rclpy", "rosidl_runtime_py", "rosidl_parser", "sensor_msgs", "std_msgs", "geometry_msgs", "builtin_interfaces", "vljepa_ros.msg", "vljepa_ros.srv")
+        blocked = ("rclpy", "rosidl_runtime_py", "rosidl_parser", "sensor_msgs", "std_msgs", "geometry_msgs",
+                   "builtin_interfaces", "vljepa_ros.msg", "vljepa_ros.srv")
         def find_spec(self, name, path=None, target=None):
             if name in self.blocked or name.startswith(tuple(b + "." for b in self.blocked)):
                 raise ImportError("blocked by test: no ROS here (" + name + ")")

@@ -25,7 +25,7 @@ def episode():
     script = EpisodeScript.generate(EPISODE_SEED, "test")
     world = TabletopWorld()
     frames = []
-    for i, t, rgb, truth in script.frames(world, 160, 160):
+    for _, t, rgb, truth in script.frames(world, 160, 160):
         frames.append((t, rgb, state_caption(dict(truth.state(), arm=None)), truth.arm_moving))
         if len(frames) == FRAMES:
             break
@@ -77,7 +77,8 @@ class Harness:
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
-        while self.image_pub.get_subscription_count() == 0 or self.driver.count_publishers("/perception_node/embedding") == 0:
+        while (self.image_pub.get_subscription_count() == 0
+               or self.driver.count_publishers("/perception_node/embedding") == 0):
             assert time.monotonic() < deadline, "perception_node was not discovered"
             time.sleep(0.05)
 
@@ -183,8 +184,6 @@ def test_malformed_images_are_counted_and_node_keeps_running(harness, episode):
 
 
 def _call(node, client, request, timeout=20.0):
-    import rclpy
-
     assert client.wait_for_service(timeout_sec=10)
     future = client.call_async(request)
     deadline = time.monotonic() + timeout

@@ -28,9 +28,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -579,9 +579,9 @@ def main(argv=None) -> int:
 
     import torch
 
+    from .assets import default_model_path
     from .checkpoint import load_checkpoint
     from .reporting import machine_info, machine_line
-    from .assets import default_model_path
 
     torch.set_num_threads(args.threads)
     t_start = time.time()

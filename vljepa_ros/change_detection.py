@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -100,7 +101,8 @@ class ChangeDetectorConfig:
     settle_s: float = 0.5
     """The new state must hold still this long before it is decoded (from the mean of that stretch)."""
     settle_fraction: float = 0.3
-    """'Holding still' = the smoothed embedding stays within settle_fraction * threshold of the stretch's mean; in (0, 1]."""
+    """'Holding still' = the smoothed embedding stays within settle_fraction * threshold of the
+    stretch's mean; in (0, 1]."""
     max_settle_s: float = 3.0
     """After a confirmed change, decode at the latest this long later even if the scene keeps moving; >= settle_s."""
     max_silence_s: float = 0.0
@@ -293,7 +295,8 @@ class ChangeDetector:
         emb = np.asarray(embedding, dtype=np.float64).reshape(-1)
         if self._dim is not None and emb.shape[0] != self._dim:
             self.invalid += 1
-            self.last_rejection = f"embedding has {emb.shape[0]} dims, the stream has {self._dim} (reset() after a model change)"
+            self.last_rejection = (f"embedding has {emb.shape[0]} dims, the stream has {self._dim} "
+                                   "(reset() after a model change)")
             return None
         if emb.size == 0 or not np.all(np.isfinite(emb)):
             self.invalid += 1

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint
 from .change_detection import ChangeDetector, ChangeDetectorConfig
+from .checkpoint import Checkpoint
 from .world_model import QueryTemplates, Ranked, Window, WorldModel
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .change_detection import ChangeDetector, ChangeDetectorConfig, Trigger
 from .checkpoint import Checkpoint
 from .models.y_decoder import Decoded, RetrievalDecoder
 from .models.y_encoder import PhraseBank
-from .change_detection import ChangeDetector, ChangeDetectorConfig, Trigger
 
 DECODE_MODES = ("generative", "retrieval")
 
@@ -95,11 +95,11 @@ class SemanticEventDecoder:
             raise ValueError("this checkpoint has no generative decoder")
         self.mode = mode
         if mode == "retrieval":
-            self._bank.embeddings  # encode now, not on the next event
+            _ = self._bank.embeddings  # encode now, not on the next event
 
     def set_text_bank(self, texts: list[str]) -> None:
         self._bank.texts = texts or self.checkpoint.phrase_banks.get("state", [])
-        self._bank.embeddings  # encode now, not on the next event
+        _ = self._bank.embeddings  # encode now, not on the next event
 
     def warm_up(self) -> float:
         """Decode once in the current mode (retrieval encodes its phrase bank,

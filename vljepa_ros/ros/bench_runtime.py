@@ -289,7 +289,9 @@ def run_config(rate: float, size: int, frames: int, *, data_root: str, split: st
             os.remove(p)
     env = env or child_env()
     py = [sys.executable, "-m", "vljepa_ros.ros.bench_runtime"]
-    common = ["--ros-args", "--params-file", params_file()] + (["-p", f"model_path:={model_path}"] if model_path else [])
+    common = ["--ros-args", "--params-file", params_file()]
+    if model_path:
+        common += ["-p", f"model_path:={model_path}"]
     procs = {}
     logs = {r: open(os.path.join(log_dir, f"{tag}-{r}.log"), "w") for r in files}
     try:
@@ -352,17 +354,18 @@ def run_runtime_benchmark(data_root: str, split: str = "test", model_path: str =
         else:
             print(f"  latency p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} ms over "
                   f"{r['latency_frames']} frames; {r['processed_fps']:.1f} fps processed; dropped {r['dropped']}, "
-                  f"lost {r['lost']}; p95 first/last third {r['p95_first_third_ms']:.1f}/{r['p95_last_third_ms']:.1f} ms; "
-                  f"peak RSS perception {r['perception_peak_rss_mb']:.0f} MB, decoder {r['decoder_peak_rss_mb']:.0f} MB",
+                  f"lost {r['lost']}; p95 first/last third "
+                  f"{r['p95_first_third_ms']:.1f}/{r['p95_last_third_ms']:.1f} ms; peak RSS perception "
+                  f"{r['perception_peak_rss_mb']:.0f} MB, decoder {r['decoder_peak_rss_mb']:.0f} MB",
                   flush=True)
     ok = [r for r in runs if "error" not in r]
     longest = max(ok, key=lambda r: r["published"]) if ok else None
     note = ""
     if longest:
+        p_rss, d_rss = longest["perception_rss_first_last_mb"], longest["decoder_rss_first_last_mb"]
         note = (f"Long run: {longest['published']} camera frames at {longest['rate_hz']:g} Hz "
                 f"({longest['processed']} processed); RSS perception first/last sample "
-                f"{longest['perception_rss_first_last_mb'][0]:.0f}/{longest['perception_rss_first_last_mb'][1]:.0f} MB, "
-                f"decoder {longest['decoder_rss_first_last_mb'][0]:.0f}/{longest['decoder_rss_first_last_mb'][1]:.0f} MB. "
+                f"{p_rss[0]:.0f}/{p_rss[1]:.0f} MB, decoder {d_rss[0]:.0f}/{d_rss[1]:.0f} MB. "
                 + ("" if longest["published"] >= 10_000 else
                    "evaluation.md asks for 10,000 frames; this run is capped by the time budget (--runtime-budget-s)."))
     return {"runs": runs, "warmup_frames": WARMUP_FRAMES, "seconds": round(time.time() - t0, 1), "note": note,
@@ -375,7 +378,8 @@ def main(argv=None) -> int:
     if "--ros-args" in argv:
         k = argv.index("--ros-args")
         argv, ros_args = argv[:k], argv[k:]
-    parser = argparse.ArgumentParser(prog="python -m vljepa_ros.ros.bench_runtime", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vljepa_ros.ros.bench_runtime",
+                                     description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="role", required=True)
     for role in ("perception", "decoder"):
         p = sub.add_parser(role)

@@ -121,7 +121,8 @@ def destroy_graph(graph: Graph) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="vljepa-bringup", description="Run perception + decoder in one process.")
-    parser.add_argument("--params-file", type=Path, default=None, help="ROS 2 parameter YAML (default: config/perception.yaml)")
+    parser.add_argument("--params-file", type=Path, default=None,
+                        help="ROS 2 parameter YAML (default: config/perception.yaml)")
     parser.add_argument("--image-topic", default="/camera/image_raw")
     parser.add_argument("--namespace", default="")
     parser.add_argument("--model-path", default="")

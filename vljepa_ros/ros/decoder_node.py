@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 
-
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
@@ -22,11 +21,19 @@ from std_msgs.msg import Header
 
 from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent
 
-from ..checkpoint import CheckpointError, load_model
 from ..change_detection import ChangeDetectorConfig
+from ..checkpoint import CheckpointError, load_model
 from ..semantic_events import DECODE_MODES, SemanticEventDecoder
-from .common import (RELIABLE_QOS, StampBook, check_range, declare, declare_change_detector, run_node, stamp_to_s,
-                     updated_change_config)
+from .common import (
+    RELIABLE_QOS,
+    StampBook,
+    check_range,
+    declare,
+    declare_change_detector,
+    run_node,
+    stamp_to_s,
+    updated_change_config,
+)
 
 NODE_NAME = "decoder_node"
 KINDS = {"initial": SemanticEvent.KIND_INITIAL, "change": SemanticEvent.KIND_CHANGE,
@@ -171,7 +178,8 @@ class DecoderNode(Node):
         if self.tf_buffer is None or not header.frame_id:
             return None
         try:
-            tf = self.tf_buffer.lookup_transform(self.pose_frame, header.frame_id, rclpy.time.Time.from_msg(header.stamp))
+            stamp = rclpy.time.Time.from_msg(header.stamp)
+            tf = self.tf_buffer.lookup_transform(self.pose_frame, header.frame_id, stamp)
         except Exception:  # tf2 lookup/extrapolation errors: no pose for this event
             return None
         pose = PoseStamped()

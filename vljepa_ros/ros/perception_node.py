@@ -27,12 +27,22 @@ from sensor_msgs.msg import CompressedImage, Image
 from vljepa_ros.msg import ActionEstimate, SemanticEmbedding, WorldState
 from vljepa_ros.srv import Ask, PredictOutcome
 
+from ..change_detection import ChangeDetectorConfig
 from ..checkpoint import CheckpointError, load_model
 from ..imaging import ImageConversionError
 from ..perception import PerceptionConfig, PerceptionPipeline
-from ..change_detection import ChangeDetectorConfig
-from .common import (CHANGE_PARAMS, RELIABLE_QOS, SENSOR_QOS_LATEST, StampBook, check_range, declare,
-                     declare_change_detector, make_image_converter, run_node, updated_change_config)
+from .common import (
+    CHANGE_PARAMS,
+    RELIABLE_QOS,
+    SENSOR_QOS_LATEST,
+    StampBook,
+    check_range,
+    declare,
+    declare_change_detector,
+    make_image_converter,
+    run_node,
+    updated_change_config,
+)
 
 NODE_NAME = "perception_node"
 # decoder_node's change-detector parameters that decide when ~/action is estimated
@@ -142,8 +152,8 @@ class PerceptionNode(Node):
             if param.name in ("state_bank", "action_bank"):
                 value = list(param.value or [])
                 if any(not isinstance(t, str) for t in value) or (value != [""] and any(not t.strip() for t in value)):
-                    return SetParametersResult(successful=False,
-                                               reason=f"{param.name}: phrases must be non-empty strings ([''] = model default)")
+                    reason = f"{param.name}: phrases must be non-empty strings ([''] = model default)"
+                    return SetParametersResult(successful=False, reason=reason)
         try:
             change_config = updated_change_config(self.pipeline.config.change, params, CHANGE_DETECTOR)
         except ValueError as e:
@@ -245,7 +255,7 @@ class PerceptionNode(Node):
         if not self.pipeline.has_frames():
             response.success, response.message = False, "no camera frame received yet"
             return response
-        candidates = [c for c in request.candidates]
+        candidates = list(request.candidates)
         if any(not c.strip() for c in candidates):
             response.success, response.message = False, "candidates must be non-empty strings"
             return response

@@ -40,8 +40,8 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 import rclpy
@@ -93,7 +93,7 @@ class ConfigurationError(ValueError):
 # --------------------------------------------------------------------------
 # Pure helpers (no rclpy): camera model of the MuJoCo free camera.
 # --------------------------------------------------------------------------
-def pinhole_intrinsics(fovy_deg: float, width: int, height: int) -> Tuple[float, float, float, float]:
+def pinhole_intrinsics(fovy_deg: float, width: int, height: int) -> tuple[float, float, float, float]:
     """(fx, fy, cx, cy) of MuJoCo's camera: ``fovy`` is the vertical field of
     view, pixels are square. cx, cy use the ROS/OpenCV convention that pixel
     (0, 0) is the *centre* of the first pixel, so the optical axis hits
@@ -103,7 +103,7 @@ def pinhole_intrinsics(fovy_deg: float, width: int, height: int) -> Tuple[float,
 
 
 def camera_pose(azimuth_deg: float, elevation_deg: float, distance: float,
-                lookat) -> Tuple[np.ndarray, np.ndarray]:
+                lookat) -> tuple[np.ndarray, np.ndarray]:
     """Pose of the optical frame (x right, y down, z forward) of MuJoCo's free
     camera in the world frame: (position xyz, quaternion xyzw).
 
@@ -223,15 +223,15 @@ class SimCameraNode(Node):
 
         # State shared between the timer (executor thread) and the render thread.
         self._done = threading.Event()
-        self._frames_iter: Optional[Iterator] = None
+        self._frames_iter: Iterator | None = None
         self._episode_frames = 0
         self._world = None
-        self._world_error: Optional[BaseException] = None
-        self._camera_info: Optional[CameraInfo] = None
+        self._world_error: BaseException | None = None
+        self._camera_info: CameraInfo | None = None
         self._render_errors = 0
         self._published = 0
-        self._run_started: Optional[float] = None
-        self._rate_window: List[float] = []
+        self._run_started: float | None = None
+        self._rate_window: list[float] = []
         self._render = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim_camera_render")
         self._render.submit(self._create_world)  # overlaps with start_delay_s
 
