@@ -6,6 +6,7 @@ os.environ.setdefault("MESA_SHADER_CACHE_DIR", tempfile.mkdtemp(prefix="mesa_"))
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT
 from vljepa_ros.sim import captions as C
 from vljepa_ros.sim.episodes import EpisodeScript, Event
 from vljepa_ros.sim.world import SceneParams, TabletopWorld
@@ -147,3 +148,23 @@ def test_outer_training_camera_band_never_reaches_the_test_band():
         [EpisodeScript.generate(s, "test").to_dict() for s in range(3)]
     with pytest.raises(ValueError, match="overlap"):
         EpisodeConfig(cam_azimuth_train_outer_abs=(15.0, 25.0), cam_azimuth_train_outer_p=0.5)
+
+
+def test_config_values_reach_the_generator(tmp_path):
+    """The YAML is authoritative (its fps used to be overwritten by --fps's
+    default), a delta config inherits its base, and --fps overrides only when given."""
+    import json
+
+    from vljepa_ros.data.generate import load_config, main as generate
+
+    pairs = load_config(str(REPO_ROOT / "config" / "sim_pairs.yaml"))
+    world = load_config(str(REPO_ROOT / "config" / "sim_world.yaml"))
+    assert pairs.fps == 3.0 and pairs.quick_p == 0.0 and world.fps == 15.0
+    assert pairs.cam_elevation == world.cam_elevation  # inherited from the base
+    for extra, fps, frames in (([], 3.0, 9), (["--fps", "2"], 2.0, 6)):
+        out = tmp_path / f"d{fps}"
+        assert generate(["--out", str(out), "--episodes-train", "1", "--episodes-val", "0", "--episodes-test", "0",
+                         "--image-size", "32", "--config", str(REPO_ROOT / "config" / "sim_pairs.yaml"), *extra]) == 0
+        meta = json.loads((out / "meta.json").read_text())
+        assert meta["fps"] == fps and meta["config"]["fps"] == fps
+        assert meta["counts"]["train"]["frames"] == frames

@@ -2,7 +2,9 @@
 
     python -m vljepa_ros.data.generate --out data/tabletop \
         --episodes-train 40 --episodes-val 5 --episodes-test 10 \
-        --seed 0 --image-size 224 --fps 15 [--workers 2] [--config config/sim_world.yaml]
+        --seed 0 --image-size 224 [--fps 15] [--workers 2] [--config config/sim_world.yaml]
+
+The YAML config is authoritative; ``--fps`` overrides its ``fps`` only when given.
 """
 
 from __future__ import annotations
@@ -100,14 +102,22 @@ def render_episode(job: Tuple) -> Tuple[str, int, int]:
     return ep_id, len(frames), len(trans)
 
 
-def load_config(path: Optional[str]) -> EpisodeConfig:
-    if not path:
-        return EpisodeConfig()
+def read_config(path: str) -> dict:
+    """The ``episodes`` mapping of a YAML config. A config may name a ``base``
+    (a path relative to itself) and list only what differs from it."""
     import yaml
 
     with open(path) as f:
         d = yaml.safe_load(f) or {}
-    return EpisodeConfig.from_dict(d.get("episodes", d))
+    episodes = dict(d.get("episodes", {}))
+    if "base" in d:
+        base = read_config(os.path.join(os.path.dirname(path), d["base"]))
+        episodes = {**base, **episodes}
+    return episodes
+
+
+def load_config(path: Optional[str]) -> EpisodeConfig:
+    return EpisodeConfig.from_dict(read_config(path)) if path else EpisodeConfig()
 
 
 def dir_size(path: str) -> int:
@@ -123,16 +133,18 @@ def generate(
     episodes: dict,
     seed: int = 0,
     image_size: int = 224,
-    fps: float = 15.0,
+    fps: Optional[float] = None,
     workers: int = 1,
     config: Optional[EpisodeConfig] = None,
     max_frames: Optional[int] = None,
     compress_level: int = 1,
     progress: bool = True,
 ) -> dict:
-    """Write a dataset to ``out``; returns the meta dict."""
+    """Write a dataset to ``out``; returns the meta dict. ``fps`` (when given)
+    overrides the config's camera rate."""
     cfg = config or EpisodeConfig()
-    cfg.fps = float(fps)
+    if fps is not None:
+        cfg.fps = float(fps)
     t0 = time.time()
     jobs: List[Tuple] = []
     ep_ids = {}
@@ -183,7 +195,7 @@ def generate(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seed": int(seed),
         "image_size": [int(image_size), int(image_size)],
-        "fps": float(fps),
+        "fps": float(cfg.fps),
         "counts": counts,
         "config": cfg.to_dict(),
         "held_out_compositions": [list(x) for x in cfg.held_out],
@@ -215,7 +227,7 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes-test", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--image-size", type=int, default=224)
-    ap.add_argument("--fps", type=float, default=15.0)
+    ap.add_argument("--fps", type=float, default=None, help="override the config's fps")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--config", default=None, help="YAML (config/sim_world.yaml)")
     ap.add_argument("--max-frames", type=int, default=None, help="truncate episodes (debug)")
