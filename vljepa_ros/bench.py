@@ -283,6 +283,7 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
 
     from .data.dataset import Dataset
     from .data.features import load_features
+    from .models.x_encoder import window_at
 
     dataset = Dataset(data_root, split)
     episodes = dataset.episodes()[: max_episodes or None]
@@ -308,14 +309,10 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
                 f = features[ep].float()  # (N,C,g,g)
                 n = f.shape[0]
                 out = []
-                # The first T-1 frames: perception_node's window is shorter (only the frames it has).
-                for i in range(min(T - 1, n)):
-                    out.append(model.predict(f[: i + 1][None], [query]))
-                idx = torch.arange(T - 1, n)
-                for b in range(0, len(idx), 128):
-                    ends = idx[b:b + 128]
-                    windows = torch.stack([f[e - T + 1:e + 1] for e in ends.tolist()])
-                    out.append(model.predict(windows, [query] * len(ends)))
+                for b in range(0, n, 128):  # windows as perception_node builds them (window_at)
+                    ends = range(b, min(n, b + 128))
+                    windows = torch.stack([window_at(f, e, T) for e in ends])
+                    out.append(model.predict(windows, [query] * len(windows)))
                 cached[ep] = torch.cat(out).numpy().astype(np.float32)
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         np.savez(cache, key=np.array(key), **{f"emb_{ep}": e for ep, e in cached.items()})

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .models.vljepa import VLJEPA
-from .models.x_encoder import FrameFeatureCache, preprocess_frame
+from .models.x_encoder import FrameFeatureCache, pad_window, preprocess_frame
 from .models.y_encoder import PhraseBank
 
 
@@ -101,9 +101,10 @@ class WorldModel:
         self.cache.push(stamp_s, self.model.encode_frames(x[None].to(self.model.device))[0])
 
     def window(self, until_s: float | None = None) -> Window:
-        """The last ``window_frames`` cached frames (at or before ``until_s``)."""
+        """The last ``window_frames`` cached frames (at or before ``until_s``);
+        at a stream's start the oldest repeats (``pad_window``, as in training)."""
         feats, stamps = self.cache.latest(self.window_frames, until_s)
-        return Window(feats, tuple(stamps))
+        return Window(pad_window(feats, self.window_frames), tuple(stamps))
 
     # ---- queries --------------------------------------------------------------
     def _features(self, window: Window | torch.Tensor | None) -> torch.Tensor:

@@ -4,7 +4,7 @@ The X-encoder's backbone is frozen, so its output for a frame never changes
 during training. ``load_features`` runs it once over a split and stores the
 pooled feature maps per episode in a safetensors file next to the data:
 
-    <root>/cache/features-<split>-<backbone>-<size>px-g<grid>.safetensors
+    <root>/cache/features-<split>-<backbone>[-<stage>]-<size>px-g<grid>.safetensors
         <episode>: (N_frames, C, g, g) float16
 
 The file's metadata records the frame count of every episode and the dataset's
@@ -26,7 +26,8 @@ from .dataset import Dataset
 
 def cache_path(dataset: Dataset, x_encoder: XEncoder) -> str:
     cfg = x_encoder.cfg
-    name = f"features-{dataset.split}-{cfg.backbone}-{cfg.image_size}px-g{cfg.grid}.safetensors"
+    stage = "" if cfg.stage == "final" else f"-{cfg.stage}"
+    name = f"features-{dataset.split}-{cfg.backbone}{stage}-{cfg.image_size}px-g{cfg.grid}.safetensors"
     return os.path.join(dataset.root, "cache", name)
 
 

@@ -26,6 +26,7 @@ from .backbones import FrameBackbone, build_backbone
 class XEncoderConfig:
     backbone: str = "efficientnet_lite0"
     image_size: int = 160  # 160 (fast) or 224
+    stage: str = "final"  # backbone feature map: "final" (stride 32) or "stride16" (backbones.py)
     grid: int = 3  # feature map adaptive-avg-pooled to grid x grid tokens per frame
     window_frames: int = 4  # T: frames per window (time embeddings)
     width: int = 384  # predictor width (MiniLM hidden size)
@@ -47,11 +48,27 @@ def preprocess_frame(image: np.ndarray, image_size: int) -> torch.Tensor:
     return (x[0] / 127.5 - 1.0).clamp_(-1.0, 1.0)  # EfficientNet-Lite expects [-1,1]
 
 
+def pad_window(frames: torch.Tensor, window_frames: int) -> torch.Tensor:
+    """The one rule for a window at a stream's start, shared by training,
+    evaluation and serving: (n,C,g,g) frames oldest first, 1 <= n <= T ->
+    (T,C,g,g), the oldest frame repeated in front (a camera that has just
+    started has "seen" its first frame for the whole window)."""
+    n = frames.shape[0]
+    if not 1 <= n <= window_frames:
+        raise ValueError(f"a window holds 1..{window_frames} frames, got {n}")
+    return frames if n == window_frames else torch.cat([frames[:1].expand(window_frames - n, *frames.shape[1:]), frames])
+
+
+def window_at(frames: torch.Tensor, end: int, window_frames: int) -> torch.Tensor:
+    """(N,C,g,g) features of a whole stream -> the (T,C,g,g) window ending at frame ``end``."""
+    return pad_window(frames[max(0, end - window_frames + 1): end + 1], window_frames)
+
+
 class XEncoder(nn.Module):
     def __init__(self, cfg: XEncoderConfig, backbone: FrameBackbone | None = None):
         super().__init__()
         self.cfg = cfg
-        self.backbone = backbone if backbone is not None else build_backbone(cfg.backbone, cfg.image_size)
+        self.backbone = backbone if backbone is not None else build_backbone(cfg.backbone, cfg.image_size, cfg.stage)
         C, g, W = self.backbone.out_channels, cfg.grid, cfg.width
         self.ln = nn.LayerNorm(C)  # backbone activations are unnormalised (ReLU6 outputs)
         self.proj = nn.Linear(C, W)
@@ -61,10 +78,6 @@ class XEncoder(nn.Module):
         nn.init.zeros_(self.proj.bias)
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.time, std=0.02)
-
-    @property
-    def feature_shape(self) -> tuple[int, int, int]:
-        return (self.backbone.out_channels, self.cfg.grid, self.cfg.grid)
 
     def encode_frames(self, images: torch.Tensor) -> torch.Tensor:
         # images (B,3,S,S) in [-1,1] -> (B,C,g,g); frozen, no graph
