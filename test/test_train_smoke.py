@@ -26,7 +26,7 @@ def test_train_then_evaluate(tiny_dataset, tmp_path):
     config = yaml.safe_load((REPO_ROOT / "config" / "train_tabletop.yaml").read_text())
     config.update(data=str(tiny_dataset), extra_data=[], out=str(tmp_path / "run"), export=str(tmp_path / "model"),
                   steps=6, batch_size=16, warmup_steps=2, val_every=3, save_every=3, val_items=20,
-                  decoder_steps=4, decoder_batch_size=8)
+                  decoder_steps=4, decoder_batch_size=8, decoder_predicted=32, state_bank_max_objects=0)
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
     assert train(["--config", str(tmp_path / "train.yaml"), "--no-progress"]) == 0
     state = json.loads((tmp_path / "run" / "state" / "state.json").read_text())
@@ -38,6 +38,8 @@ def test_train_then_evaluate(tiny_dataset, tmp_path):
     assert evaluate(["--model", str(tmp_path / "model"), "--data", str(tiny_dataset), "--split", "test",
                      "--out", str(out), "--max-items", "30"]) == 0
     report = json.loads(out.read_text())
-    for key in ("state_top1", "action_top1", "outcome_top1", "retrieval_r1", "retrieval_r5", "decoder_state_acc"):
+    for key in ("state_top1", "state_top1_bank", "action_top1", "outcome_top1", "retrieval_r1", "retrieval_r5",
+                "decoder_state_acc", "decoder_state_acc_bank"):
         assert 0.0 <= report[key] <= 1.0, key
+    assert report["state_bank_size"] == len(ckpt.phrase_banks["state"])
     assert report["model_id"] == ckpt.model_id and report["split"] == "test" and report["machine"]["cores"]

@@ -7,8 +7,9 @@ Phases
   2. multi-task InfoNCE training of X-encoder projection + predictor + Y-encoder
      top layers (state, action, outcome, yes/no; see data/tasks.py), with
      periodic validation and resumable checkpoints
-  3. text-only training of the generative Y-decoder to invert the (now fixed)
-     Y-encoder, with noise on the conditioning embedding
+  3. training of the generative Y-decoder on the (now fixed) model: every
+     training text from its Y-encoder embedding (with noise), plus state
+     captions from the predictor's own embeddings of their windows
   4. the final checkpoint: trained parts only, fp16 safetensors + config.json
 """
 
@@ -29,6 +30,16 @@ from pathlib import Path
 import torch
 import yaml
 from tqdm import tqdm
+
+from .checkpoint import save_checkpoint
+from .data.dataset import Dataset
+from .data.features import load_features
+from .data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks
+from .evaluate import evaluate
+from .models.vljepa import VLJEPA, VLJEPAConfig
+from .models.y_decoder import GenerativeDecoder, GenerativeDecoderConfig, generative_decoder_loss
+from .reporting import machine_info
+from .sim.captions import _all_actions, action_text, state_bank
 
 
 @dataclass
@@ -55,6 +66,8 @@ class TrainConfig:
     decoder_steps: int = 3000
     decoder_batch_size: int = 128
     decoder_lr: float = 1e-3
+    decoder_predicted: int = 0              # state windows whose PREDICTED embedding also trains the decoder
+    state_bank_max_objects: int = 1         # the shipped state bank: every state with at most this many objects
 
     @classmethod
     def from_yaml(cls, path: str) -> "TrainConfig":
@@ -143,67 +156,40 @@ def train_ds_frames(tasks) -> list:
     return [recs for ep, recs in tasks.frames.items() if "/" not in ep]
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    from .checkpoint import save_checkpoint
-    from .data.dataset import Dataset
-    from .data.features import load_features
-    from .data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks
-    from .evaluate import evaluate
-    from .models.vljepa import VLJEPA, VLJEPAConfig
-    from .models.y_decoder import GenerativeDecoder, GenerativeDecoderConfig, generative_decoder_loss
-    from .reporting import machine_info
+# ---- phase 1: cached backbone features -> task indexes ----
+def load_tasks(cfg: TrainConfig, model, progress: bool):
+    T = model.cfg.x_encoder.window_frames
 
-    t_start = time.time()
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    device = _device(cfg.device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    def tasks_of(root: str, split: str) -> SplitTasks:
+        ds = Dataset(root, split)
+        return SplitTasks(ds, load_features(ds, model.x_encoder, progress=progress), T)
 
-    model_cfg = VLJEPAConfig.from_dict(_merge(VLJEPAConfig().to_dict(), cfg.model))
-    model = VLJEPA(model_cfg)
-    print(f"[train] model: {model.parameter_counts()} parameters (trainable / frozen / saved)")
-
-    # 1. cached backbone features
-    train_ds, val_ds = Dataset(cfg.data, "train"), Dataset(cfg.data, "val")
-    T = model_cfg.x_encoder.window_frames
-    train_tasks = SplitTasks(train_ds, load_features(train_ds, model.x_encoder, progress=progress), T)
-    val_tasks = SplitTasks(val_ds, load_features(val_ds, model.x_encoder, progress=progress), T)
+    train_tasks, val_tasks = tasks_of(cfg.data, "train"), tasks_of(cfg.data, "val")
     for root in cfg.extra_data:
-        extra_ds = Dataset(root, "train")
-        train_tasks.merge(SplitTasks(extra_ds, load_features(extra_ds, model.x_encoder, progress=progress), T),
-                          prefix=Path(root).name)
-    print(f"[train] data: {len(train_ds)} train frames / {len(train_tasks.transitions)} transitions, "
-          f"{len(val_ds)} val frames, {len(train_tasks.frame_keys)} train frames with extra data "
-          f"({time.time() - t_start:.0f}s)")
+        train_tasks.merge(tasks_of(root, "train"), prefix=Path(root).name)
+    return train_tasks, val_tasks
 
-    model.to(device)
+
+# ---- phase 2: multi-task InfoNCE (the objective is VLJEPA.loss) ----
+def train_model(cfg: TrainConfig, model, train_tasks, val_tasks, rng: random.Random, device, resume: bool,
+                progress: bool) -> list:
+
+    out = Path(cfg.out)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.lr, cfg.weight_decay))
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     step, history = 0, []
     if resume and (out / "state" / "state.json").exists():
         step, history = _load_state(out / "state", model, optimizer, rng)
         print(f"[train] resumed at step {step}")
-
-    # 2. multi-task InfoNCE
     model.train()
-    model.x_encoder.backbone.eval()  # frozen: keep its batch-norm statistics
     bar = tqdm(range(step, cfg.steps), desc="train", initial=step, total=cfg.steps, disable=not progress)
     running = None
     for step in bar:
         for g, base in zip(optimizer.param_groups, base_lrs):
             g["lr"] = base * _lr_factor(step, cfg)
-        batch = train_tasks.sample(cfg.batch_size, cfg.task_weights, rng)
-        n_action = 0 if batch.before is None else batch.before.shape[0]
-        windows = batch.windows.to(device)
-        preds = []
-        if n_action:
-            preds.append(model.predict(windows[:n_action], batch.queries[:n_action], batch.before.to(device)))
-        if n_action < len(batch.queries):
-            preds.append(model.predict(windows[n_action:], batch.queries[n_action:]))
-        pred = torch.cat(preds)
-        loss = model.loss_fn(pred, model.encode_text(batch.targets), batch.target_ids.to(device))
+        b = train_tasks.sample(cfg.batch_size, cfg.task_weights, rng)
+        loss = model.loss(b.windows.to(device), b.queries, b.targets, b.target_ids.to(device),
+                          None if b.before is None else b.before.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
@@ -212,80 +198,117 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         bar.set_postfix(loss=f"{running:.3f}", temp=f"{model.temperature.item():.3f}")
         last = step + 1 == cfg.steps
         if (step + 1) % cfg.val_every == 0 or last:
-            model.eval()
-            metrics = evaluate(model.cpu() if device.type != "cpu" else model, val_tasks,
-                               max_items=cfg.val_items, seed=cfg.seed)
+            metrics = evaluate(model.eval().cpu(), val_tasks, max_items=cfg.val_items, seed=cfg.seed)
             model.to(device).train()
-            model.x_encoder.backbone.eval()
-            entry = {"step": step + 1, "loss": round(running, 4),
-                     **{k: round(metrics[k], 4) for k in ("state_top1", "action_top1", "outcome_top1",
-                                                          "retrieval_r1", "yesno_acc") if k in metrics}}
-            history.append(entry)
-            tqdm.write(f"[val] {entry}")
+            history.append({"step": step + 1, "loss": round(running, 4),
+                            **{k: round(metrics[k], 4) for k in ("state_top1", "action_top1", "outcome_top1",
+                                                                 "retrieval_r1", "yesno_acc") if k in metrics}})
+            tqdm.write(f"[val] {history[-1]}")
         if (step + 1) % cfg.save_every == 0 or last:
             _save_state(out / "state", model, optimizer, step + 1, rng, history)
     model.eval().cpu()
-    t_model = time.time() - t_start
+    return history
 
-    # 3. generative Y-decoder, text-only, on the fixed Y-encoder
+
+# ---- phase 3: the generative Y-decoder on the fixed model ----
+@torch.no_grad()
+def decoder_pairs(cfg: TrainConfig, model, train_tasks, rng: random.Random) -> tuple[list[str], torch.Tensor]:
+    """(text, conditioning embedding) pairs: every training text with its own
+    Y-encoder embedding, plus ``decoder_predicted`` state windows with the
+    PREDICTOR's embedding, so the decoder also learns to read what the
+    predictor really emits (its embeddings sit off the targets)."""
     texts = sorted({t for recs in train_tasks.frames.values() for r in recs for t in [r["caption"], *r.get("paraphrases", [])]}
                    | {t for tr in train_tasks.transitions for t in [tr["action"], *tr.get("action_paraphrases", [])]})
-    dec_cfg = GenerativeDecoderConfig(**_merge(dataclasses.asdict(GenerativeDecoderConfig(
-        embed_dim=model_cfg.embed_dim)), cfg.decoder))
-    decoder = GenerativeDecoder.from_texts(dec_cfg, texts, model.tokenizer)
-    with torch.no_grad():
-        text_emb = torch.cat([model.encode_text(texts[i:i + 256]) for i in range(0, len(texts), 256)])
-    enc = model.tokenizer(texts, padding=True, truncation=True, max_length=dec_cfg.max_len + 2, return_tensors="pt")
-    token_ids = enc["input_ids"]
-    dec_opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.decoder_lr, weight_decay=0.01)
-    decoder.train()
-    dbar = tqdm(range(cfg.decoder_steps), desc="y-decoder", disable=not progress)
-    drunning = None
-    for dstep in dbar:
-        for g in dec_opt.param_groups:
-            g["lr"] = cfg.decoder_lr * 0.5 * (1 + math.cos(math.pi * dstep / cfg.decoder_steps))
-        idx = torch.randint(len(texts), (cfg.decoder_batch_size,))
-        dloss = generative_decoder_loss(decoder, text_emb[idx], token_ids[idx])
-        dec_opt.zero_grad(set_to_none=True)
-        dloss.backward()
-        dec_opt.step()
-        drunning = dloss.item() if drunning is None else 0.95 * drunning + 0.05 * dloss.item()
-        dbar.set_postfix(loss=f"{drunning:.3f}")
-    decoder.eval()
+    emb = [model.encode_text(texts[i:i + 256]) for i in range(0, len(texts), 256)]
+    keys = rng.sample(train_tasks.frame_keys, min(cfg.decoder_predicted, len(train_tasks.frame_keys)))
+    for i in range(0, len(keys), 256):
+        chunk = keys[i:i + 256]
+        emb.append(model.predict(torch.stack([train_tasks.window(ep, j) for ep, j in chunk]), STATE_QUERIES[0]))
+        texts += [train_tasks.record(ep, j)["caption"] for ep, j in chunk]
+    return texts, torch.cat(emb)
 
-    # 4. final checkpoint + validation with the decoder
+
+def train_decoder(cfg: TrainConfig, model, train_tasks, rng: random.Random, progress: bool):
+    texts, cond = decoder_pairs(cfg, model, train_tasks, rng)
+    dec_cfg = GenerativeDecoderConfig(**_merge(dataclasses.asdict(GenerativeDecoderConfig(
+        embed_dim=model.cfg.embed_dim)), cfg.decoder))
+    decoder = GenerativeDecoder.from_texts(dec_cfg, texts, model.tokenizer)
+    token_ids = model.tokenizer(texts, padding=True, truncation=True, max_length=dec_cfg.max_len + 2,
+                                return_tensors="pt")["input_ids"]
+    opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.decoder_lr, weight_decay=0.01)
+    decoder.train()
+    bar = tqdm(range(cfg.decoder_steps), desc="y-decoder", disable=not progress)
+    running = None
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = cfg.decoder_lr * 0.5 * (1 + math.cos(math.pi * step / cfg.decoder_steps))
+        idx = torch.randint(len(texts), (cfg.decoder_batch_size,))
+        loss = generative_decoder_loss(decoder, cond[idx], token_ids[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        bar.set_postfix(loss=f"{running:.3f}")
+    return decoder.eval()
+
+
+# ---- phase 4: the checkpoint (trained parts only, fp16) ----
+def default_banks(cfg: TrainConfig, train_tasks, val_tasks) -> dict[str, list[str]]:
+    """Phrase banks of the shipped model (a user sets their own as parameters):
+    every state with at most ``state_bank_max_objects`` objects, the settled
+    states of the train/val episodes, and every legal action of the tabletop world."""
+    episode_states = {r["caption"] for recs in [*train_ds_frames(train_tasks), *val_tasks.frames.values()]
+                      for r in recs if not r.get("arm_moving")}
+    return {"state": sorted(set(state_bank(max_objects=cfg.state_bank_max_objects)) | episode_states),
+            "action": sorted({action_text(a) for a in _all_actions()})}
+
+
+def export(cfg: TrainConfig, model, decoder, train_tasks, val_tasks, provenance: dict) -> str:
+
+    queries = {"state": STATE_QUERIES[0], "action": ACTION_QUERIES[0], "outcome": OUTCOME_TEMPLATES[0]}
+    model_id = None
+    for target in [Path(cfg.out) / "final"] + ([Path(cfg.export)] if cfg.export else []):
+        model_id = save_checkpoint(target, model, name=cfg.name, decoder=decoder, queries=queries,
+                                   phrase_banks=default_banks(cfg, train_tasks, val_tasks), provenance=provenance,
+                                   dtype="fp16")
+        print(f"[train] wrote {target} ({model_id})")
+    return model_id
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+
+    t_start = time.time()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    device = _device(cfg.device)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    model = VLJEPA(VLJEPAConfig.from_dict(_merge(VLJEPAConfig().to_dict(), cfg.model)))
+    print(f"[train] model: {model.parameter_counts()} parameters (trainable / frozen / saved)")
+
+    train_tasks, val_tasks = load_tasks(cfg, model, progress)
+    print(f"[train] data: {len(train_tasks.frame_keys)} train frames, {len(train_tasks.transitions)} transitions, "
+          f"{len(val_tasks.frame_keys)} val frames ({time.time() - t_start:.0f}s)")
+    history = train_model(cfg, model.to(device), train_tasks, val_tasks, rng, device, resume, progress)
+    t_model = time.time() - t_start
+    decoder = train_decoder(cfg, model, train_tasks, rng, progress)
     val = evaluate(model, val_tasks, decoder, max_items=cfg.val_items, seed=cfg.seed)
+    train_ds = train_tasks.dataset  # the main dataset's train split (merge() keeps it)
     provenance = {
         "command": "vljepa-train --config <config>",
         "train_config": dataclasses.asdict(cfg),
         "git_commit": _git_commit(),
-        "data": {"root": cfg.data, "meta": train_ds.meta, "train_frames": len(train_ds), "val_frames": len(val_ds),
-                 "extra_data": cfg.extra_data, "train_frames_total": len(train_tasks.frame_keys)},
+        "data": {"root": cfg.data, "meta": train_ds.meta, "train_frames": len(train_ds),
+                 "val_frames": len(val_tasks.dataset), "extra_data": cfg.extra_data,
+                 "train_frames_total": len(train_tasks.frame_keys)},
         "history": history,
         "val": {k: v for k, v in val.items() if isinstance(v, (int, float))},
         "train_seconds": round(time.time() - t_start, 1),
         "model_seconds": round(t_model, 1),
         "machine": machine_info(),
     }
-    queries = {"state": STATE_QUERIES[0], "action": ACTION_QUERIES[0], "outcome": OUTCOME_TEMPLATES[0]}
-    # Default banks of the shipped model (a user sets their own as parameters):
-    # every state with at most one object, the settled states of the train/val
-    # episodes, and every legal action of the tabletop world.
-    from .sim.captions import _all_actions, action_text, state_bank as enumerate_states
-
-    episode_states = {r["caption"] for recs in [*train_ds_frames(train_tasks), *val_tasks.frames.values()]
-                      for r in recs if not r.get("arm_moving")}
-    state_bank = sorted(set(enumerate_states(max_objects=1)) | episode_states)
-    action_bank = sorted({action_text(a) for a in _all_actions()})
-    banks = {"state": state_bank, "action": action_bank}
-    targets = [out / "final"] + ([Path(cfg.export)] if cfg.export else [])
-    model_id = None
-    for target in targets:
-        model_id = save_checkpoint(target, model, name=cfg.name, decoder=decoder, queries=queries,
-                                   phrase_banks=banks, provenance=provenance, dtype="fp16")
-        print(f"[train] wrote {target} ({model_id})")
-    print(f"[train] validation: " + ", ".join(f"{k}={v:.3f}" for k, v in val.items()
-                                               if isinstance(v, float)))
+    model_id = export(cfg, model, decoder, train_tasks, val_tasks, provenance)
+    print("[train] validation: " + ", ".join(f"{k}={v:.3f}" for k, v in val.items() if isinstance(v, float)))
     print(f"[train] total {time.time() - t_start:.0f}s")
     return {"model_id": model_id, "val": val, "history": history}
 

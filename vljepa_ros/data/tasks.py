@@ -12,6 +12,12 @@ change per task):
               simulator's state is symbolic, so every legal push, removal or
               lamp switch of every static frame is a training example)
     yes/no    window                 + a yes/no question       -> "yes" | "no"
+    attribute window                 + a question about one fact -> a short answer
+              ("what is on the front left?" -> "a red cube"; "where is the red
+              cube?" -> "on the front left"; "which objects ...?"; "how many
+              ...?"): colour, shape and cell each get their own target, so the
+              predictor learns them apart and can recombine them (the paper's
+              many-queries-one-predictor training)
 
 Answers that mean the same thing share a target id, so a paraphrase of the
 positive is never used as a negative by the loss.
@@ -24,8 +30,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..sim.captions import COLOURS, SHAPES, _all_actions, action_paraphrases, action_text, apply_action, state_caption, \
+from ..sim.captions import COLOURS, COLUMNS, ROWS, SHAPES, _all_actions, action_paraphrases, action_text, apply_action, state_caption, \
     state_paraphrases
+from ..models.x_encoder import window_at
 from .dataset import Dataset
 
 # Query wordings seen in training; the first of each is what inference uses.
@@ -48,6 +55,36 @@ def yes_no_questions(state: dict, rng: random.Random) -> tuple[str, str]:
     else:
         colour, shape = rng.choice(COLOURS), rng.choice(SHAPES)
     return f"is there a {colour} {shape} on the table?", "yes" if (colour, shape) in present else "no"
+
+
+_COUNT_WORDS = ("none", "one", "two", "three", "four", "five", "six")
+
+
+def attribute_questions(state: dict, rng: random.Random) -> tuple[str, str]:
+    """One (question, answer) about a single fact of a frame's state."""
+    objects = state.get("objects", [])
+    at = {(int(o["cell"][0]), int(o["cell"][1])): o for o in objects}
+    kind = rng.random()
+    if kind < 0.4:  # what is in one cell (occupied cells asked more often)
+        col, row = (rng.choice(sorted(at)) if at and rng.random() < 0.6
+                    else (rng.randrange(len(COLUMNS)), rng.randrange(len(ROWS))))
+        o = at.get((col, row))
+        return (f"what is on the {ROWS[row]} {COLUMNS[col]}?",
+                f"a {o['colour']} {o['shape']}" if o else "nothing")
+    if kind < 0.7:  # where one object is (present ones asked more often)
+        present = sorted((o["colour"], o["shape"]) for o in objects)
+        if present and rng.random() < 0.75:
+            colour, shape = rng.choice(present)
+        else:
+            colour, shape = rng.choice(COLOURS), rng.choice(SHAPES)
+        o = next((o for o in objects if (o["colour"], o["shape"]) == (colour, shape)), None)
+        return (f"where is the {colour} {shape}?",
+                f"on the {ROWS[int(o['cell'][1])]} {COLUMNS[int(o['cell'][0])]}" if o else "it is not on the table")
+    if kind < 0.85:  # which objects, without positions
+        names = sorted(f"a {o['colour']} {o['shape']}" for o in objects)
+        return "which objects are on the table?", (", ".join(names[:-1]) + " and " + names[-1]
+                                                   if len(names) > 1 else (names[0] if names else "nothing"))
+    return "how many objects are on the table?", _COUNT_WORDS[min(len(objects), len(_COUNT_WORDS) - 1)]
 
 
 @dataclass
@@ -93,9 +130,9 @@ class SplitTasks:
 
     # ---- windows ---------------------------------------------------------------
     def window(self, episode: str, end: int) -> torch.Tensor:
-        """(T,C,g,g) frames end-T+1..end; the first frame repeats at an episode start."""
-        idx = [max(0, end - k) for k in range(self.T - 1, -1, -1)]
-        return self.features[episode][idx].float()
+        """(T,C,g,g) frames end-T+1..end; at an episode start the first frame
+        repeats (``pad_window``, the rule serving uses too)."""
+        return window_at(self.features[episode], end, self.T).float()
 
     def before_end(self, tr: dict) -> int:
         return tr["before_frames"][1]
@@ -164,13 +201,14 @@ class SplitTasks:
             queries.append(rng.choice(STATE_QUERIES))
             targets.append(rng.choice([rec["caption"], *rec.get("paraphrases", [])]))
             ids.append(self.target_id("state", rec["caption"]))
-        for _ in range(counts.get("yesno", 0)):
-            ep, i = rng.choice(self.frame_keys)
-            question, answer = yes_no_questions(self.record(ep, i)["state"], rng)
-            windows.append(self.window(ep, i))
-            queries.append(question)
-            targets.append(answer)
-            ids.append(self.target_id("answer", answer))
+        for kind, ask in (("yesno", yes_no_questions), ("attribute", attribute_questions)):
+            for _ in range(counts.get(kind, 0)):
+                ep, i = rng.choice(self.frame_keys)
+                question, answer = ask(self.record(ep, i)["state"], rng)
+                windows.append(self.window(ep, i))
+                queries.append(question)
+                targets.append(answer)
+                ids.append(self.target_id("answer", answer))
         return Batch(
             windows=torch.stack(windows),
             before=torch.stack(befores) if befores else None,

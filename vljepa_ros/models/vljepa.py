@@ -146,8 +146,19 @@ class VLJEPA(nn.Module):
         target_ids: torch.Tensor | None = None,
         before_window_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        pred = self.predict(window_features, queries, before_window_features)
-        return self.loss_fn(pred, self.encode_text(targets), target_ids)
+        """The training objective of every task: InfoNCE between predicted and
+        target embeddings. windows (B,T,C,g,g); before windows (B_b,T,C,g,g)
+        belong to the FIRST B_b rows (the action task), the other rows have none."""
+        B = window_features.shape[0]
+        if isinstance(queries, str):
+            queries = [queries] * B
+        n_b = 0 if before_window_features is None else before_window_features.shape[0]
+        preds = []
+        if n_b:
+            preds.append(self.predict(window_features[:n_b], queries[:n_b], before_window_features))
+        if n_b < B:
+            preds.append(self.predict(window_features[n_b:], queries[n_b:]))
+        return self.loss_fn(torch.cat(preds), self.encode_text(targets), target_ids)
 
     # ---- training / checkpoint helpers --------------------------------------
     def param_groups(self, lr: float, weight_decay: float = 0.0) -> list[dict]:
