@@ -197,3 +197,40 @@ def test_config_mismatch(trained, tmp_path):
         cfg["backbone"] = "vjepa2_nope"
     _rewrite(g, mutate_config=bb)
     _raises(g, CONFIG_FILE, "vjepa2_nope")
+
+
+def test_text_cache_seeds_the_phrase_banks(tmp_path):
+    """A frozen Y-encoder trunk: save_checkpoint stores its output for every
+    bank text; loading seeds the trunk cache so a large bank costs no MiniLM
+    forward at start-up, and the embeddings equal freshly computed ones."""
+    from vljepa_ros.checkpoint import TEXT_CACHE_FILE
+
+    torch.manual_seed(0)
+    cfg = _cfg()
+    cfg.y_encoder.trainable_layers = 0
+    model = VLJEPA(cfg).eval()
+    banks = {"state": TEXTS, "action": ["push the red cube left", "turn the lamp on"]}
+    save_checkpoint(tmp_path / "c", model, name="tiny", phrase_banks=banks, dtype="fp32")
+    assert (tmp_path / "c" / TEXT_CACHE_FILE).is_file()
+    ckpt = load_checkpoint(tmp_path / "c")
+    cache = ckpt.model.y_encoder._trunk_cache
+    assert set(cache) == set(TEXTS) | set(banks["action"])
+    fresh = VLJEPA(cfg).eval()
+    fresh.load_state_dict(ckpt.model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(ckpt.model.encode_text(TEXTS), fresh.encode_text(TEXTS), atol=2e-3)  # fp16 cache
+    # a stale cache (another model's) and a cache that does not fit the banks fail, naming the file
+    other = tmp_path / "other"
+    model.y_encoder.head.weight.data.add_(0.1)
+    save_checkpoint(other, model, name="tiny", phrase_banks=banks, dtype="fp32")
+    shutil.copy(other / TEXT_CACHE_FILE, tmp_path / "c" / TEXT_CACHE_FILE)
+    with pytest.raises(CheckpointError, match=rf"{TEXT_CACHE_FILE}: made for 'tiny@\w+', not tiny@"):
+        load_checkpoint(tmp_path / "c")
+    config = json.loads((other / CONFIG_FILE).read_text())
+    config["phrase_banks"]["state"] = TEXTS[:2]
+    (other / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=rf"{TEXT_CACHE_FILE}: tensor 'state' has shape \(3, 384\), expected \(2, 384\)"):
+        load_checkpoint(other)
+    (other / TEXT_CACHE_FILE).write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match=rf"{TEXT_CACHE_FILE}: corrupt or truncated"):
+        load_checkpoint(other)

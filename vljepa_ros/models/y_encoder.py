@@ -58,26 +58,39 @@ class YEncoder(nn.Module):
             x = b(x, mask)
         return F.normalize(self.head(masked_mean(x, mask)), dim=-1)
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
-        # B texts -> (B,D) unit norm
-        dev = self.head.weight.device
-        if self.n_frozen < len(self.blocks):
-            ids, mask = tokenize(self.tokenizer, texts, self.cfg.max_length)
-            return self.forward_ids(ids.to(dev), mask.to(dev))
+    @property
+    def trunk_frozen(self) -> bool:
+        """No MiniLM layer trains: the trunk's output of a text never changes."""
+        return self.n_frozen == len(self.blocks)
+
+    @torch.no_grad()
+    def trunk_outputs(self, texts: list[str]) -> torch.Tensor:
+        # B texts -> (B,W) mean-pooled output of the frozen trunk, cached per text
+        if not self.trunk_frozen:
+            raise RuntimeError("trunk_outputs needs a frozen trunk (trainable_layers 0 or lr_multiplier 0)")
         missing = sorted({t for t in texts if t not in self._trunk_cache})
         if missing:
             ids, mask = tokenize(self.tokenizer, missing, self.cfg.max_length)
-            ids, mask = ids.to(dev), mask.to(dev)
-            with torch.no_grad():
-                x = self.text_embeddings(ids)
-                for b in self.blocks:
-                    x = b(x, mask)
-                pooled = masked_mean(x, mask)  # (M,W)
-            if len(self._trunk_cache) + len(missing) > self.trunk_cache_size:
-                self._trunk_cache.clear()
-            self._trunk_cache.update(zip(missing, pooled))
-        pooled = torch.stack([self._trunk_cache[t] for t in texts])  # (B,W)
-        return F.normalize(self.head(pooled), dim=-1)
+            ids, mask = ids.to(self.head.weight.device), mask.to(self.head.weight.device)
+            x = self.text_embeddings(ids)
+            for b in self.blocks:
+                x = b(x, mask)
+            self.preload_trunk(missing, masked_mean(x, mask))  # (M,W)
+        return torch.stack([self._trunk_cache[t] for t in texts])
+
+    def preload_trunk(self, texts: list[str], pooled: torch.Tensor) -> None:
+        """Seed the trunk cache, e.g. from a checkpoint's text cache (its phrase banks)."""
+        if len(self._trunk_cache) + len(texts) > self.trunk_cache_size:
+            self._trunk_cache.clear()
+        self._trunk_cache.update(zip(texts, pooled))
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        # B texts -> (B,D) unit norm
+        if not self.trunk_frozen:
+            ids, mask = tokenize(self.tokenizer, texts, self.cfg.max_length)
+            dev = self.head.weight.device
+            return self.forward_ids(ids.to(dev), mask.to(dev))
+        return F.normalize(self.head(self.trunk_outputs(texts)), dim=-1)
 
     def version(self) -> int:
         """Changes whenever a trainable Y-encoder tensor is modified in place
