@@ -39,7 +39,7 @@ def test_train_then_evaluate(tiny_dataset, tmp_path):
                      "--out", str(out), "--max-items", "30"]) == 0
     report = json.loads(out.read_text())
     for key in ("state_top1", "state_top1_bank", "action_top1", "outcome_top1", "retrieval_r1", "retrieval_r5",
-                "decoder_state_acc", "decoder_state_acc_bank"):
+                "decoder_state_acc", "decoder_state_acc_bank", "decoder_state_parsed"):
         assert 0.0 <= report[key] <= 1.0, key
     assert report["state_bank_size"] == len(ckpt.phrase_banks["state"])
     assert report["model_id"] == ckpt.model_id and report["split"] == "test" and report["machine"]["cores"]

@@ -14,6 +14,8 @@ Metrics (``<metric>_se``: standard error over episodes, the unit that is drawn i
   retrieval_r1/r5    text -> clip: each static segment's caption retrieves its clip among all clips
   decoder_state_acc  generative decoder text, mapped to the nearest state caption of the split, equals the truth
   decoder_state_acc_bank  the same, mapped to the nearest caption of the model's state bank (deployment)
+  decoder_state_parsed    the generative decoder's text, read back as a state (sim/parse.py), IS the true
+                     state: no candidate list at all (the strictest of the three)
   yesno_acc          yes/no questions about the lamp and the objects
 """
 
@@ -29,6 +31,8 @@ import time
 import torch
 
 from .data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks, yes_no_questions
+from .sim.captions import action_distractors, outcome_distractors, state_caption
+from .sim.parse import parse_state
 from .reporting import machine_info, machine_line
 
 
@@ -81,8 +85,6 @@ def state_items(tasks: SplitTasks, frame_stride: int) -> list[tuple[str, int, st
 @torch.no_grad()
 def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_items: int | None = None,
              seed: int = 0, action_bank: list[str] | None = None, state_bank: list[str] | None = None) -> dict:
-    from .sim.captions import action_distractors, outcome_distractors
-
     model.eval()
     rng = random.Random(seed)
     results: dict = {}
@@ -177,6 +179,9 @@ def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_
         if state_bank:
             near_bank = [state_bank[k] for k in (dec_emb @ node_emb.T).argmax(1).tolist()]
             _put(results, "decoder_state_acc_bank", [t == items[j][2] for t, j in zip(near_bank, sub)], sub_eps)
+        parsed = [parse_state(d.text) for d in decoded]
+        _put(results, "decoder_state_parsed",
+             [p is not None and state_caption(p) == items[j][2] for p, j in zip(parsed, sub)], sub_eps)
         results["decoder_exact_match"] = sum(d.text == items[j][2] for d, j in zip(decoded, sub)) / len(sub)
         results["decoder_items"] = len(sub)
         results["decoder_examples"] = [{"truth": items[j][2], "decoded": d.text} for d, j in list(zip(decoded, sub))[:5]]
@@ -188,7 +193,7 @@ TARGETS = {"state_top1_bank": 0.92, "decoder_state_acc_bank": 0.88, "action_top1
            "action_top1": 0.92, "outcome_top1": 0.90, "retrieval_r1": 0.75}
 REPORTED = ("state_top1", "state_top1_bank", "state_top1_bank_seen", "state_top1_bank_heldout", "action_top1",
             "action_top1_bank", "outcome_top1", "retrieval_r1", "retrieval_r5", "decoder_state_acc",
-            "decoder_state_acc_bank", "yesno_acc")
+            "decoder_state_acc_bank", "decoder_state_parsed", "yesno_acc")
 
 
 def format_table(results: dict) -> str:
