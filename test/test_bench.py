@@ -21,7 +21,7 @@ from vljepa_ros.bench import (
     quality_benchmark,
     write_markdown,
 )
-from vljepa_ros.change_detection import ChangeDetectorConfig as SelectiveDecoderConfig
+from vljepa_ros.change_detection import ChangeDetectorConfig
 
 FPS = 15.0
 
@@ -87,7 +87,7 @@ def _synthetic(seed: int, n_states: int = 4, dim: int = 32):
 def test_quality_benchmark_on_synthetic_streams():
     streams, mapper = _synthetic(0)
     q = quality_benchmark(streams, mapper, strides=(1, 5, 15, 45), thresholds=(0.1, 0.3),
-                          config=SelectiveDecoderConfig(), ward_factors=(1.0,), fps=FPS)
+                          config=ChangeDetectorConfig(), ward_factors=(1.0,), fps=FPS)
     for key in ("decode_reduction", "selective_quality", "uniform_quality_same_decodes", "decodes_per_transition",
                 "event_precision", "event_recall", "selective_similarity", "curves"):
         assert key in q

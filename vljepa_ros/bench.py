@@ -14,7 +14,7 @@ hand-written intro above the generated marker is kept) and
    A decode's text is mapped to the nearest caption of the split's state bank
    (Y-encoder); frame quality = [the current output names the true state].
 2. Runtime through the real nodes in separate OS processes
-   (:mod:`vljepa_ros.bench_runtime`; needs ROS 2, imported lazily).
+   (:mod:`vljepa_ros.ros.bench_runtime`; needs ROS 2, imported lazily).
 3. The generative decoder's cost per call and the decoder CPU that selective
    decoding saves over uniform decoding at equal quality.
 """
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .change_detection import (
-    ChangeDetectorConfig as SelectiveDecoderConfig,
+    ChangeDetectorConfig,
     decode_quality,
     decode_similarity,
     event_precision_recall,
@@ -56,7 +56,7 @@ DEFAULT_INTRO = """# Benchmarks
 Selective decoding (quality vs number of text decodes) and runtime of the
 ROS 2 graph, measured by `vljepa-bench` (`make bench`). How the numbers are
 defined: `shared/design/evaluation.md`; the code: `vljepa_ros/bench.py` and
-`vljepa_ros/bench_runtime.py`. Every run prints the machine and the date; the
+`vljepa_ros/ros/bench_runtime.py`. Every run prints the machine and the date; the
 numbers below are from the run named in each section and change with the
 model, the machine and its load. Rerun `make bench` to regenerate this page
 (this intro is kept).
@@ -181,14 +181,16 @@ def uniform_curve(streams: list[Stream], mapper: Mapper, strides: Sequence[int])
     return out
 
 
-def selective_run(streams: list[Stream], mapper: Mapper, config: SelectiveDecoderConfig) -> dict:
+def selective_run(streams: list[Stream], mapper: Mapper, config: ChangeDetectorConfig) -> dict:
     decodes, events_total, matched_total, truths_total = [], 0, 0, 0
     initial = 0
     for s in streams:
         triggers = online_decode_times(s.stamps, s.embeddings, config)
         fr = [i for i, _ in triggers]
-        emb = np.stack([t.decode_embedding for _, t in triggers]) if triggers else np.zeros((0, s.embeddings.shape[1]))
-        ids, temb = mapper.decode(emb) if len(fr) else (np.zeros(0, int), np.zeros((0, mapper.truth_embeddings.shape[1])))
+        emb = (np.stack([t.decode_embedding for _, t in triggers]) if triggers
+               else np.zeros((0, s.embeddings.shape[1])))
+        ids, temb = (mapper.decode(emb) if len(fr)
+                     else (np.zeros(0, int), np.zeros((0, mapper.truth_embeddings.shape[1]))))
         decodes.append((fr, ids, temb))
         # Events = change triggers, timed by when their state began (what SemanticEvent.header.stamp carries).
         change_starts = [t.state_start_s for _, t in triggers if t.kind == "change"]
@@ -196,7 +198,8 @@ def selective_run(streams: list[Stream], mapper: Mapper, config: SelectiveDecode
         p, r = event_precision_recall(change_starts, s.transitions_s.tolist(), EVENT_TOLERANCE_S)
         events_total += len(change_starts)
         truths_total += len(s.transitions_s)
-        matched_total += int(round(r * len(s.transitions_s))) if len(s.transitions_s) else int(round(p * len(change_starts)))
+        matched_total += (int(round(r * len(s.transitions_s))) if len(s.transitions_s)
+                          else int(round(p * len(change_starts))))
     res = _score(streams, mapper, decodes)
     res.update({
         "threshold": config.threshold,
@@ -221,16 +224,16 @@ def ward_run(streams: list[Stream], mapper: Mapper, factor: float, at: str = "mi
 
 
 def quality_benchmark(streams: list[Stream], mapper: Mapper, strides: Sequence[int] = STRIDES,
-                      thresholds: Sequence[float] = THRESHOLDS, config: SelectiveDecoderConfig | None = None,
+                      thresholds: Sequence[float] = THRESHOLDS, config: ChangeDetectorConfig | None = None,
                       ward_factors: Sequence[float] = WARD_FACTORS, fps: float = 15.0) -> dict:
     """Part 1 of the benchmark on any streams and any mapper (the smoke test uses synthetic ones)."""
-    base = config or SelectiveDecoderConfig()
+    base = config or ChangeDetectorConfig()
     uni = uniform_curve(streams, mapper, strides)
     sweep = []
     for th in thresholds:
         try:
-            cfg = SelectiveDecoderConfig(**{**base.__dict__, "threshold": float(th),
-                                            "hysteresis": min(base.hysteresis, 0.5 * float(th))})
+            cfg = ChangeDetectorConfig(**{**base.__dict__, "threshold": float(th),
+                                          "hysteresis": min(base.hysteresis, 0.5 * float(th))})
         except ValueError:
             continue
         sweep.append(selective_run(streams, mapper, cfg))
@@ -452,7 +455,7 @@ def render_markdown(report: dict) -> str:
             "text is mapped to the nearest of the split's "
             f"{len(report['state_bank'])} state captions (Y-encoder); a frame scores 1 when the most recent "
             "decode (causal) names its true state. Uniform decodes the frame's own embedding every k frames; "
-            "selective = `SelectiveDecoder` (decoder_node's defaults, threshold swept); Ward = the paper's "
+            "selective = `ChangeDetector` (decoder_node's defaults, threshold swept); Ward = the paper's "
             "non-causal segmentation (segments = factor x true segments per episode, decode at the midpoint).",
             "",
             "![quality vs decodes](img/decoding_curve.png)", "",
@@ -476,7 +479,8 @@ def render_markdown(report: dict) -> str:
             "| uniform stride | decodes | quality | similarity |", "|---|---|---|---|",
             *[f"| {u['stride']} | {u['decodes']} | {u['quality']:.3f} | {u['similarity']:.3f} |" for u in c["uniform"]],
             "",
-            "| selective threshold | decodes | quality | similarity | precision | recall |", "|---|---|---|---|---|---|",
+            "| selective threshold | decodes | quality | similarity | precision | recall |",
+            "|---|---|---|---|---|---|",
             *[f"| {s['threshold']:g} | {s['decodes']} | {s['quality']:.3f} | {s['similarity']:.3f} | "
               f"{s['event_precision']:.3f} | {s['event_recall']:.3f} |" for s in c["selective"]],
             "",
@@ -506,7 +510,7 @@ def render_markdown(report: dict) -> str:
                   "Separate OS processes over DDS (localhost): a camera process replays pre-rendered "
                   "frames of held-out episodes (rendered by the simulator into the dataset) as "
                   "`sensor_msgs/Image` rgb8 at the given rate with real stamps (reliable keep-last-5, like "
-                  "sim_camera_node); `perception_node` runs inside `vljepa_ros.bench_runtime` (which only "
+                  "sim_camera_node); `perception_node` runs inside `vljepa_ros.ros.bench_runtime` (which only "
                   "constructs the node and writes its counters and latencies at exit), `decoder_node` likewise. "
                   "Latency = camera message received by perception_node -> SemanticEmbedding published "
                   f"(the node's own `latencies_ms`); the first {rt.get('warmup_frames', 0)} processed frames are "
@@ -590,7 +594,7 @@ def main(argv=None) -> int:
         "command": "vljepa-bench " + " ".join(sys.argv[1:] if argv is None else list(argv)),
         "machine": info, "machine_line": machine_line(info), "model_id": ckpt.model_id, "model_path": model_path,
         "data": args.data, "split": args.split, "decode_mode": args.decode_mode, "quick": args.quick,
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     from .data.dataset import Dataset
 
@@ -612,7 +616,8 @@ def main(argv=None) -> int:
     report["quality"] = quality
     print(f"quality: selective {quality['selective_quality']:.3f} with {quality['selective_decodes']} decodes; "
           f"uniform at the same decodes {quality['uniform_quality_same_decodes']:.3f}; decode reduction "
-          f"{quality['decode_reduction']:.2f}x{' (lower bound)' if quality['decode_reduction_is_lower_bound'] else ''}; "
+          f"{quality['decode_reduction']:.2f}x"
+          f"{' (lower bound)' if quality['decode_reduction_is_lower_bound'] else ''}; "
           f"{quality['decodes_per_transition']:.2f} decodes/transition; events P {quality['event_precision']:.3f} "
           f"R {quality['event_recall']:.3f}", flush=True)
 
@@ -643,7 +648,7 @@ def main(argv=None) -> int:
             data_root=args.data, split=args.split, model_path=args.model or "", quick=args.quick,
             budget_s=args.runtime_budget_s, log_dir=os.path.join(args.out_dir, "reports", "bench_runtime"))
 
-    report["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    report["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     report["seconds"] = round(time.time() - t_start, 1)
     json_path = os.path.join(args.out_dir, "reports", "bench.json")
     md_path = os.path.join(args.out_dir, "docs", "benchmarks.md")
