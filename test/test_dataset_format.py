@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from vljepa_ros.data.dataset import Dataset, read_meta
-from vljepa_ros.data.generate import episode_seed, generate, main
-from vljepa_ros.sim.episodes import DEFAULT_HELD_OUT, EpisodeConfig, EpisodeScript, _sample_params
+from vljepa_ros.data.generate import episode_seed, main
+from vljepa_ros.sim.episodes import DEFAULT_HELD_OUT, EpisodeConfig, EpisodeScript
 
 
 @pytest.fixture(scope="module")

@@ -154,8 +154,8 @@ def test_message_round_trips_between_processes(node, type_name):
     import rclpy
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 
-    from ros_helpers.convert import fill, to_plain
     import vljepa_ros.msg as msgs
+    from ros_helpers.convert import fill, to_plain
 
     msg_type = getattr(msgs, type_name)
     sent = fill(msg_type(), MESSAGES[type_name])
@@ -192,8 +192,8 @@ def test_message_round_trips_between_processes(node, type_name):
 def test_service_round_trips_between_processes(node, type_name):
     import rclpy
 
-    from ros_helpers.convert import fill, to_plain
     import vljepa_ros.srv as srvs
+    from ros_helpers.convert import fill, to_plain
 
     srv_type = getattr(srvs, type_name)
     request_fields, response_fields = SERVICES[type_name]

@@ -28,7 +28,8 @@ def _hand_infonce(pred, tgt, tau, ids=None):
     else:
         keep = [[True] * B for _ in range(B)]
     p2t = sum(_ce_row([sim[i][j] for j in range(B) if keep[i][j]], sum(keep[i][:i])) for i in range(B)) / B
-    t2p = sum(_ce_row([sim[i][j] for i in range(B) if keep[i][j]], sum(keep[k][j] for k in range(j))) for j in range(B)) / B
+    t2p = sum(_ce_row([sim[i][j] for i in range(B) if keep[i][j]], sum(keep[k][j] for k in range(j)))
+              for j in range(B)) / B
     return 0.5 * (p2t + t2p)
 
 

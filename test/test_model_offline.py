@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from vljepa_ros.checkpoint import save_checkpoint
-from vljepa_ros.models import PredictorConfig, VLJEPA, VLJEPAConfig, XEncoderConfig, YEncoderConfig
+from vljepa_ros.models import VLJEPA, PredictorConfig, VLJEPAConfig, XEncoderConfig, YEncoderConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,8 @@ def test_load_opens_no_socket(tmp_path):
     mid = save_checkpoint(tmp_path / "ck", VLJEPA(cfg), name="offline", dtype="fp16")
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "ck")], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "ck")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ATTEMPTS 0" in r.stdout, r.stdout  # not even a tried-and-failed connection

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from vljepa_ros.models import (
+    VLJEPA,
     GenerativeDecoder,
     GenerativeDecoderConfig,
     PredictorConfig,
-    VLJEPA,
     VLJEPAConfig,
     XEncoderConfig,
     YEncoderConfig,
@@ -77,7 +77,9 @@ def test_generative_decoder_inverts_y_encoder(minilm):
     with torch.no_grad():
         emb = model.encode_text(TEXTS)
     dec = GenerativeDecoder.from_texts(
-        GenerativeDecoderConfig(embed_dim=64, width=64, layers=1, heads=2, max_len=12, noise_std=0.05), TEXTS, model.tokenizer
+        GenerativeDecoderConfig(embed_dim=64, width=64, layers=1, heads=2, max_len=12, noise_std=0.05),
+        TEXTS,
+        model.tokenizer,
     )
     ids, _ = tokenize(model.tokenizer, TEXTS)
     opt = torch.optim.AdamW(dec.parameters(), 3e-3)

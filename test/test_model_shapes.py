@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from vljepa_ros.models import (
+    VLJEPA,
     FrameFeatureCache,
     GenerativeDecoder,
     GenerativeDecoderConfig,
     PhraseBank,
     PredictorConfig,
     RetrievalDecoder,
-    VLJEPA,
     VLJEPAConfig,
     XEncoderConfig,
     YEncoderConfig,
@@ -173,7 +173,9 @@ def test_decoders(model):
     out = rd.decode(bank.embeddings)
     assert [o.text for o in out] == texts
     assert all(0 < o.confidence <= 1 for o in out)
-    dec = GenerativeDecoder.from_texts(GenerativeDecoderConfig(embed_dim=D, width=32, layers=1, heads=2, max_len=6), texts, model.tokenizer)
+    dec = GenerativeDecoder.from_texts(
+        GenerativeDecoderConfig(embed_dim=D, width=32, layers=1, heads=2, max_len=6), texts, model.tokenizer
+    )
     ids, _ = tokenize(model.tokenizer, texts)
     assert dec.vocab_size == len(set(ids.flatten().tolist()) | {0, 100, 101, 102})
     logits = dec(bank.embeddings, dec.to_sub(ids)[:, :-1])

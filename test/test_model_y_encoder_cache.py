@@ -10,7 +10,8 @@ def test_trunk_cache_matches_uncached_path_and_trains_the_head():
     torch.manual_seed(0)
     model = VLJEPA(VLJEPAConfig(y_encoder=YEncoderConfig(trainable_layers=0, lr_multiplier=1.0)))
     y = model.y_encoder
-    texts = ["a red cube on the front left; the lamp is on", "the room is dark", "a red cube on the front left; the lamp is on"]
+    texts = ["a red cube on the front left; the lamp is on", "the room is dark",
+             "a red cube on the front left; the lamp is on"]
     ids, mask = tokenize(model.tokenizer, texts, y.cfg.max_length)
     cached = y(texts)
     assert len(y._trunk_cache) == 2  # duplicates share one entry

@@ -33,4 +33,5 @@ def machine_info() -> dict:
 
 def machine_line(info: dict | None = None) -> str:
     info = info or machine_info()
-    return f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), {info['date']}"
+    return (f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
+            f"{info['date']}")
