@@ -35,11 +35,11 @@ import torch
 
 from vljepa_ros.checkpoint import WEIGHTS_FILE, save_checkpoint
 from vljepa_ros.models import (
+    VLJEPA,
     GenerativeDecoder,
     GenerativeDecoderConfig,
     PhraseBank,
     RetrievalDecoder,
-    VLJEPA,
     VLJEPAConfig,
     XEncoderConfig,
     preprocess_frame,
@@ -48,7 +48,8 @@ from vljepa_ros.world_model import WorldModel
 
 COLOURS = ["red", "green", "blue", "yellow"]
 SHAPES = ["cube", "ball", "cylinder"]
-STATE_BANK = [f"a {c} {s} is on the table and the lamp is {l}" for c in COLOURS for s in SHAPES for l in ("on", "off")]
+STATE_BANK = [f"a {c} {s} is on the table and the lamp is {lamp}"
+              for c in COLOURS for s in SHAPES for lamp in ("on", "off")]
 ACTION_BANK = [f"the robot {v} the {c} {s}" for v in ("picks up", "pushes", "places") for c in COLOURS for s in SHAPES]
 
 
@@ -86,7 +87,7 @@ def main() -> int:
     R, W = args.repeats, args.warmup
 
     res: dict = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_name(), "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
                     "loadavg_1min_start": round(os.getloadavg()[0], 2)},
@@ -95,8 +96,9 @@ def main() -> int:
         "warmup": W,
         "latency_ms": {},
     }
-    print(f"date {res['date']}  cpu {res['machine']['cpu']}  cores {os.cpu_count()}  torch threads {torch.get_num_threads()}  "
-          f"torch {torch.__version__}  OMP_WAIT_POLICY {res['machine']['omp_wait_policy']}  load avg (1 min) {os.getloadavg()[0]:.2f}")
+    print(f"date {res['date']}  cpu {res['machine']['cpu']}  cores {os.cpu_count()}  "
+          f"torch threads {torch.get_num_threads()}  torch {torch.__version__}  "
+          f"OMP_WAIT_POLICY {res['machine']['omp_wait_policy']}  load avg (1 min) {os.getloadavg()[0]:.2f}")
     lat = res["latency_ms"]
     camera = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
 
@@ -109,18 +111,19 @@ def main() -> int:
             feats = model.encode_frames(x)
             window = feats.expand(T, *feats.shape[1:])[None].contiguous()  # (1,T,C,g,g)
             s = f"{size}px"
-            lat[f"preprocess_640x480_to_{s}"] = median_ms(lambda: preprocess_frame(camera, size), R, W)
-            lat[f"backbone_per_frame_{s}"] = median_ms(lambda: model.encode_frames(x), R, W)
+            lat[f"preprocess_640x480_to_{s}"] = median_ms(lambda: preprocess_frame(camera, size), R, W)  # noqa: B023 (timed inside this iteration)
+            lat[f"backbone_per_frame_{s}"] = median_ms(lambda: model.encode_frames(x), R, W)  # noqa: B023 (timed inside this iteration)
             wm = WorldModel(model, STATE_BANK, ACTION_BANK)
             stamp = [0.0]
 
             def frame_to_state():
-                stamp[0] += 1 / 15
-                wm.push_frame(camera, stamp[0])
-                wm.state(top_k=5)
+                stamp[0] += 1 / 15  # noqa: B023 (timed inside this iteration)
+                wm.push_frame(camera, stamp[0])  # noqa: B023 (timed inside this iteration)
+                wm.state(top_k=5)  # noqa: B023 (timed inside this iteration)
 
             lat[f"frame_to_state_{s}"] = median_ms(frame_to_state, R, W)
-            print(f"[{s}] preprocess {lat[f'preprocess_640x480_to_{s}']:.2f} ms | backbone/frame {lat[f'backbone_per_frame_{s}']:.2f} ms | "
+            print(f"[{s}] preprocess {lat[f'preprocess_640x480_to_{s}']:.2f} ms | "
+                  f"backbone/frame {lat[f'backbone_per_frame_{s}']:.2f} ms | "
                   f"push_frame+state (whole path) {lat[f'frame_to_state_{s}']:.2f} ms")
 
         # Stages after the backbone do not depend on the image size (features are pooled to g x g).
@@ -131,7 +134,9 @@ def main() -> int:
         )
         lat["y_encode_one_phrase"] = median_ms(lambda: model.encode_text(["a red cube is on the table"]), R, W)
         bank = PhraseBank(model.y_encoder, STATE_BANK)
-        lat[f"y_encode_bank_{len(STATE_BANK)}_uncached"] = median_ms(lambda: model.encode_text(STATE_BANK), max(5, R // 5), 2)
+        lat[f"y_encode_bank_{len(STATE_BANK)}_uncached"] = median_ms(
+            lambda: model.encode_text(STATE_BANK), max(5, R // 5), 2
+        )
         emb = model.predict(window, "what is on the table?")
         retr = RetrievalDecoder(bank, model.temperature)
         lat[f"retrieval_decode_bank_{len(STATE_BANK)}"] = median_ms(lambda: retr.decode(emb), R, W)
@@ -140,11 +145,13 @@ def main() -> int:
         lat[f"generative_decode_per_call_maxlen{dcfg.max_len}"] = median_ms(lambda: dec.decode(emb), max(10, R // 2), 2)
         emb8 = emb.expand(8, -1).contiguous()
         lat[f"generative_decode_batch8_maxlen{dcfg.max_len}"] = median_ms(lambda: dec.decode(emb8), max(5, R // 5), 2)
-    print(f"predictor ({cfg.predictor.layers} layers, {n_vis} visual + query tokens): {lat['predictor_per_window']:.2f} ms/window, "
+    print(f"predictor ({cfg.predictor.layers} layers, {n_vis} visual + query tokens): "
+          f"{lat['predictor_per_window']:.2f} ms/window, "
           f"before+after {lat['predictor_before_after']:.2f} ms")
     print(f"Y-encoder: one phrase {lat['y_encode_one_phrase']:.2f} ms, bank of {len(STATE_BANK)} (uncached) "
           f"{lat[f'y_encode_bank_{len(STATE_BANK)}_uncached']:.2f} ms")
-    print(f"retrieval decode (bank {len(STATE_BANK)}, cached): {lat[f'retrieval_decode_bank_{len(STATE_BANK)}']:.3f} ms")
+    print(f"retrieval decode (bank {len(STATE_BANK)}, cached): "
+          f"{lat[f'retrieval_decode_bank_{len(STATE_BANK)}']:.3f} ms")
     print(f"generative decode (untrained -> always {dcfg.max_len} tokens, sub-vocab {dec.vocab_size}): "
           f"{lat[f'generative_decode_per_call_maxlen{dcfg.max_len}']:.2f} ms/call, batch of 8 "
           f"{lat[f'generative_decode_batch8_maxlen{dcfg.max_len}']:.2f} ms")
@@ -174,7 +181,8 @@ def main() -> int:
     print(f"parameters: trainable {counts['trainable']:,}  frozen {counts['frozen']:,}  saved {counts['saved']:,}  "
           f"+ generative decoder {dec_params:,} (trainable, saved)")
     print("  parts: " + ", ".join(f"{k} {v:,}" for k, v in part_counts.items()))
-    print(f"fp16 checkpoint (model.safetensors): {ck_nodec_mb:.2f} MB model only, {ck_mb:.2f} MB with generative decoder")
+    print(f"fp16 checkpoint (model.safetensors): {ck_nodec_mb:.2f} MB model only, "
+          f"{ck_mb:.2f} MB with generative decoder")
     res["machine"]["loadavg_1min_end"] = round(os.getloadavg()[0], 2)
     print(f"load avg (1 min) at end {os.getloadavg()[0]:.2f}")
     if args.json:

@@ -47,7 +47,7 @@ def main() -> None:
                                         STATE_QUERIES[0]) for k in range(0, len(items), 64)])
     top = (pred @ bank_emb.T).argmax(1).tolist()
     c, h = collections.Counter(), collections.Counter()
-    for (ep, i, r), j in zip(items, top):
+    for (_ep, _i, r), j in zip(items, top):
         p, t = objects(bank[j]), objects(r["caption"])
         c["frames"] += 1
         c["exact"] += bank[j] == r["caption"]
