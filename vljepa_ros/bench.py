@@ -333,15 +333,33 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
     return streams, bank, dataset.fps
 
 
-def model_mapper(ckpt, bank: list[str], mode: str = "generative", batch: int = 256) -> Mapper:
-    """Decode embeddings to text (generative decoder or retrieval over the model's state bank), map each
-    text to the nearest bank caption in the Y-encoder space. Texts are encoded once (cache)."""
+TEXT_MATCHES = ("parse", "nearest")
+
+
+def parsed_caption(text: str) -> str | None:
+    """The canonical caption of the state a text describes, None if it describes none."""
+    from .sim.captions import state_caption
+    from .sim.parse import parse_state
+
+    state = parse_state(text)
+    return None if state is None else state_caption(state)
+
+
+def model_mapper(ckpt, bank: list[str], mode: str = "generative", batch: int = 256, match: str = "parse") -> Mapper:
+    """Decode embeddings to text (generative decoder or retrieval over the model's state bank) and read
+    which state of ``bank`` each text says: ``match="parse"`` reads the text back as a state
+    (sim/parse.py; a text that is not exactly a bank state counts as wrong), ``"nearest"`` takes the
+    nearest bank caption in the Y-encoder space (lenient: the list holds the truth). Texts are encoded
+    once (cache), for the similarity metric."""
+    if match not in TEXT_MATCHES:
+        raise ValueError(f"match must be one of {TEXT_MATCHES}, got {match!r}")
     import torch
 
     model = ckpt.model.eval()
     with torch.no_grad():
         bank_emb = torch.cat([model.encode_text(bank[i:i + 256]) for i in range(0, len(bank), 256)]).numpy()
     text_cache: dict[str, np.ndarray] = {}
+    bank_index = {c: i for i, c in enumerate(bank)}
     mapper = Mapper(decode=None, truth_embeddings=bank_emb.astype(np.float64))  # type: ignore[arg-type]
     if mode == "generative":
         if ckpt.decoder is None:
@@ -366,7 +384,10 @@ def model_mapper(ckpt, bank: list[str], mode: str = "generative", batch: int = 2
             for t, v in zip(new[i:i + 256], model.encode_text(new[i:i + 256]).numpy()):
                 text_cache[t] = v.astype(np.float64)
         temb = np.stack([text_cache[t] for t in texts]) if texts else np.zeros((0, bank_emb.shape[1]))
-        ids = (temb @ bank_emb.T).argmax(1) if texts else np.zeros(0, dtype=np.int64)
+        if match == "parse":
+            ids = np.array([bank_index.get(parsed_caption(t), -1) for t in texts], dtype=np.int64)
+        else:
+            ids = (temb @ bank_emb.T).argmax(1) if texts else np.zeros(0, dtype=np.int64)
         mapper.calls += len(texts)
         return ids, temb
 
@@ -451,10 +472,14 @@ def render_markdown(report: dict) -> str:
             f"{report['fps']:g} fps), {q['true_transitions']} true transitions; decode mode "
             f"`{report['decode_mode']}`. Truth per frame: the caption of the state the scene is in (the "
             "canonical caption without the arm phrase: while the arm pushes an object the scene is still in "
-            "the state the object is in; the pushed object's cell changes when the stroke ends). A decode's "
-            "text is mapped to the nearest of the split's "
-            f"{len(report['state_bank'])} state captions (Y-encoder); a frame scores 1 when the most recent "
-            "decode (causal) names its true state. Uniform decodes the frame's own embedding every k frames; "
+            "the state the object is in; the pushed object's cell changes when the stroke ends). "
+            + ("A decode's text is read back as a state (`sim/parse.py`: no candidate list; a text that "
+               "does not describe exactly the true state is wrong)"
+               if report.get("text_match", "parse") == "parse" else
+               f"A decode's text is mapped to the nearest of the split's {len(report['state_bank'])} state "
+               "captions (Y-encoder; lenient: the list holds the truth)")
+            + "; a frame scores 1 when the most recent decode (causal) names its true state. "
+            "Uniform decodes the frame's own embedding every k frames; "
             "selective = `ChangeDetector` (decoder_node's defaults, threshold swept); Ward = the paper's "
             "non-causal segmentation (segments = factor x true segments per episode, decode at the midpoint).",
             "",
@@ -570,6 +595,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", default=".", help="root for reports/ and docs/ (default: the current directory)")
     parser.add_argument("--decode-mode", default="generative", choices=("generative", "retrieval"),
                         help="text decoder of the quality benchmark (decoder_node's default: generative)")
+    parser.add_argument("--text-match", default="parse", choices=TEXT_MATCHES,
+                        help="how a decoded text is scored: parse it back to a state (default, strict) or take the "
+                             "nearest caption of the split's states (lenient)")
+    parser.add_argument("--episodes", type=int, default=None, help="use the first N episodes of the split")
     parser.add_argument("--quick", action="store_true", help="small run (2 episodes, short sweeps, short runtime runs)")
     parser.add_argument("--skip-runtime", action="store_true", help="skip the ROS runtime part")
     parser.add_argument("--runtime-budget-s", type=float, default=480.0,
@@ -593,7 +622,8 @@ def main(argv=None) -> int:
     report: dict = {
         "command": "vljepa-bench " + " ".join(sys.argv[1:] if argv is None else list(argv)),
         "machine": info, "machine_line": machine_line(info), "model_id": ckpt.model_id, "model_path": model_path,
-        "data": args.data, "split": args.split, "decode_mode": args.decode_mode, "quick": args.quick,
+        "data": args.data, "split": args.split, "decode_mode": args.decode_mode, "text_match": args.text_match,
+        "quick": args.quick,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     from .data.dataset import Dataset
@@ -602,12 +632,12 @@ def main(argv=None) -> int:
 
     # ---- 1. quality vs decodes
     t0 = time.time()
-    streams, bank, fps = build_streams(ckpt, args.data, args.split, max_episodes=2 if args.quick else None)
+    streams, bank, fps = build_streams(ckpt, args.data, args.split, max_episodes=2 if args.quick else args.episodes)
     report["fps"] = fps
     report["state_bank"] = bank
     print(f"streams: {len(streams)} episodes, {sum(s.n for s in streams)} frames ({time.time() - t0:.0f} s)",
           flush=True)
-    mapper = model_mapper(ckpt, bank, args.decode_mode)
+    mapper = model_mapper(ckpt, bank, args.decode_mode, match=args.text_match)
     t0 = time.time()
     quality = quality_benchmark(streams, mapper, QUICK_STRIDES if args.quick else STRIDES,
                                 QUICK_THRESHOLDS if args.quick else THRESHOLDS, fps=fps,
