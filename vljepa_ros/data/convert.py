@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import sys
-from typing import List, Optional
 
 import numpy as np
 
@@ -129,7 +128,7 @@ def convert(images: str, captions: str, out: str, split: str, episode: str,
     sdir = os.path.join(out, split)
     if os.path.exists(os.path.join(sdir, episode)):
         raise ConvertError(f"{os.path.join(sdir, episode)} exists already")
-    frames: List[dict] = []
+    frames: list[dict] = []
     ci = -1
     size = None
     for i, rgb in enumerate(_iter_images(images)):
@@ -180,7 +179,7 @@ def convert(images: str, captions: str, out: str, split: str, episode: str,
     else:
         meta = {"format_version": FORMAT_VERSION, "generator": "vljepa_ros.data.convert",
                 "generator_version": __version__,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "seed": None, "fps": float(fps), "image_size": size, "counts": {}, "world": None}
     c = meta.setdefault("counts", {}).setdefault(split, {"episodes": 0, "frames": 0, "transitions": 0})
     c["episodes"] += 1

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def write_jsonl(path: str, records, mode: str = "w") -> None:
             f.write(json.dumps(r, separators=(",", ":")) + "\n")
 
 
-def read_jsonl(path: str) -> List[dict]:
+def read_jsonl(path: str) -> list[dict]:
     out = []
     if not os.path.exists(path):
         return out
@@ -62,7 +62,7 @@ def read_jsonl(path: str) -> List[dict]:
     return out
 
 
-def merge_episode_parts(root: str, split: str, episodes: List[str]) -> None:
+def merge_episode_parts(root: str, split: str, episodes: list[str]) -> None:
     """Concatenate per-episode ``_frames.jsonl``/``_transitions.jsonl`` parts
     into the split files (in the given episode order) and delete the parts."""
     sdir = os.path.join(root, split)
@@ -146,7 +146,7 @@ class Dataset:
             raise FileNotFoundError(f"{root}: no split '{split}'")
         self._frames = read_jsonl(os.path.join(self.split_dir, "frames.jsonl"))
         self._transitions = read_jsonl(os.path.join(self.split_dir, "transitions.jsonl"))
-        self._by_ep: Dict[str, List[int]] = {}
+        self._by_ep: dict[str, list[int]] = {}
         for i, r in enumerate(self._frames):
             self._by_ep.setdefault(r["episode"], []).append(i)
 
@@ -154,7 +154,7 @@ class Dataset:
     def fps(self) -> float:
         return float(self.meta.get("fps", 15.0))
 
-    def episodes(self) -> List[str]:
+    def episodes(self) -> list[str]:
         return sorted(self._by_ep)
 
     def __len__(self) -> int:
@@ -166,16 +166,16 @@ class Dataset:
     def __getitem__(self, i: int) -> Frame:
         return Frame(self._frames[i], self.split_dir)
 
-    def frames(self, episode: Optional[str] = None) -> Iterator[Frame]:
+    def frames(self, episode: str | None = None) -> Iterator[Frame]:
         idx = range(len(self._frames)) if episode is None else self._by_ep.get(episode, [])
         for i in idx:
             yield Frame(self._frames[i], self.split_dir)
 
-    def episode_frames(self, episode: str) -> List[Frame]:
+    def episode_frames(self, episode: str) -> list[Frame]:
         fr = list(self.frames(episode))
         return sorted(fr, key=lambda f: f.index)
 
-    def transitions(self, episode: Optional[str] = None) -> List[dict]:
+    def transitions(self, episode: str | None = None) -> list[dict]:
         if episode is None:
             return list(self._transitions)
         return [t for t in self._transitions if t["episode"] == episode]

@@ -13,7 +13,6 @@ import argparse
 import datetime
 import os
 import time
-from typing import List, Optional, Tuple
 
 from .. import __version__
 from ..sim.captions import (
@@ -41,7 +40,7 @@ def episode_seed(seed: int, split: str, index: int) -> int:
     return int(seed) * 1_000_003 + {"train": 0, "val": 300_000, "test": 600_000}[split] + index
 
 
-def render_episode(job: Tuple) -> Tuple[str, int, int]:
+def render_episode(job: tuple) -> tuple[str, int, int]:
     """Render one episode into ``<root>/<split>/<ep>/`` (+ part jsonl files).
     Returns (episode_id, n_frames, n_transitions)."""
     root, split, ep_id, ep_seed, size, cfg_dict, max_frames, compress = job
@@ -116,7 +115,7 @@ def read_config(path: str) -> dict:
     return episodes
 
 
-def load_config(path: Optional[str]) -> EpisodeConfig:
+def load_config(path: str | None) -> EpisodeConfig:
     return EpisodeConfig.from_dict(read_config(path)) if path else EpisodeConfig()
 
 
@@ -133,10 +132,10 @@ def generate(
     episodes: dict,
     seed: int = 0,
     image_size: int = 224,
-    fps: Optional[float] = None,
+    fps: float | None = None,
     workers: int = 1,
-    config: Optional[EpisodeConfig] = None,
-    max_frames: Optional[int] = None,
+    config: EpisodeConfig | None = None,
+    max_frames: int | None = None,
     compress_level: int = 1,
     progress: bool = True,
 ) -> dict:
@@ -146,7 +145,7 @@ def generate(
     if fps is not None:
         cfg.fps = float(fps)
     t0 = time.time()
-    jobs: List[Tuple] = []
+    jobs: list[tuple] = []
     ep_ids = {}
     for split in ("train", "val", "test"):
         n = int(episodes.get(split, 0))
@@ -192,7 +191,7 @@ def generate(
         "format_version": FORMAT_VERSION,
         "generator": "vljepa_ros.data.generate",
         "generator_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seed": int(seed),
         "image_size": [int(image_size), int(image_size)],
         "fps": float(cfg.fps),

@@ -30,9 +30,19 @@ from dataclasses import dataclass
 
 import torch
 
-from ..sim.captions import COLOURS, COLUMNS, ROWS, SHAPES, _all_actions, action_paraphrases, action_text, apply_action, state_caption, \
-    state_paraphrases
 from ..models.x_encoder import window_at
+from ..sim.captions import (
+    COLOURS,
+    COLUMNS,
+    ROWS,
+    SHAPES,
+    _all_actions,
+    action_paraphrases,
+    action_text,
+    apply_action,
+    state_caption,
+    state_paraphrases,
+)
 from .dataset import Dataset
 
 # Query wordings seen in training; the first of each is what inference uses.
@@ -116,7 +126,7 @@ class SplitTasks:
                                    and (a.get("colour"), a.get("shape")) not in held_out]
         self._ids: dict[tuple[str, str], int] = {}
 
-    def merge(self, other: "SplitTasks", prefix: str) -> None:
+    def merge(self, other: SplitTasks, prefix: str) -> None:
         """Add another source's episodes (e.g. static scene snapshots) under
         ``prefix/`` so the tasks sample from both."""
         if other.T != self.T:

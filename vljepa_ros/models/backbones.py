@@ -10,7 +10,7 @@ so a user can register a bigger encoder under a name and select it in config::
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -33,11 +33,11 @@ class FrameBackbone(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def freeze(self) -> "FrameBackbone":
+    def freeze(self) -> FrameBackbone:
         self.requires_grad_(False)
         return super().train(False)
 
-    def train(self, mode: bool = True) -> "FrameBackbone":
+    def train(self, mode: bool = True) -> FrameBackbone:
         # model.train() on the whole VL-JEPA must not flip a frozen backbone into
         # training mode (BatchNorm would start using batch statistics).
         return super().train(False)

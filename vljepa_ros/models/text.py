@@ -102,7 +102,7 @@ class BertEmbeddings(nn.Module):
         self.ln = nn.LayerNorm(width, eps=eps)
 
     @classmethod
-    def from_hf(cls, hf_model: nn.Module) -> "BertEmbeddings":
+    def from_hf(cls, hf_model: nn.Module) -> BertEmbeddings:
         """Shares the wheel's tables instead of copying them: they are never
         trained, and a copy of the 30522 x 384 word table costs ~47 MB in every
         node process (docs/benchmarks.md, peak RSS)."""
@@ -144,7 +144,7 @@ class BertBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     @classmethod
-    def from_hf(cls, hf_model: nn.Module, index: int, dropout: float = 0.0) -> "BertBlock":
+    def from_hf(cls, hf_model: nn.Module, index: int, dropout: float = 0.0) -> BertBlock:
         c = hf_model.config
         m = cls(c.hidden_size, c.num_attention_heads, c.intermediate_size, c.layer_norm_eps, dropout)
         layer = hf_model.encoder.layer[index]
