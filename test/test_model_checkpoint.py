@@ -4,15 +4,21 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from safetensors.torch import load as st_load, save as st_save
 
-from vljepa_ros.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, _model_id, load_checkpoint, save_checkpoint
+from vljepa_ros.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    _model_id,
+    load_checkpoint,
+    save_checkpoint,
+)
 from vljepa_ros.models import (
+    VLJEPA,
     GenerativeDecoder,
     GenerativeDecoderConfig,
     PredictorConfig,
-    VLJEPA,
     VLJEPAConfig,
     XEncoderConfig,
     YEncoderConfig,
@@ -43,7 +49,9 @@ def trained(tmp_path_factory):
     with torch.no_grad():
         for p in model.trained_state_dict().values():
             p.add_(torch.randn_like(p) * 0.01)
-    dec = GenerativeDecoder.from_texts(GenerativeDecoderConfig(embed_dim=32, width=32, layers=1, heads=2, max_len=8), TEXTS, model.tokenizer)
+    dec = GenerativeDecoder.from_texts(
+        GenerativeDecoderConfig(embed_dim=32, width=32, layers=1, heads=2, max_len=8), TEXTS, model.tokenizer
+    )
     model.eval()
     d = tmp_path_factory.mktemp("ckpt") / "fp32"
     mid = save_checkpoint(
@@ -66,7 +74,9 @@ def test_round_trip_bit_identical(trained):
     assert ck.provenance == {"seed": 0, "steps": 0} and ck.config["backbone"] == "efficientnet_lite0"
     w = _inputs()
     assert torch.equal(ck.model.predict(w, "what is on the table?"), model.predict(w, "what is on the table?"))
-    assert torch.equal(ck.model.predict(w, "q", before_window_features=w), model.predict(w, "q", before_window_features=w))
+    assert torch.equal(
+        ck.model.predict(w, "q", before_window_features=w), model.predict(w, "q", before_window_features=w)
+    )
     assert torch.equal(ck.model.encode_text(TEXTS), model.encode_text(TEXTS))
     assert torch.equal(ck.model.temperature, model.temperature)
     e = model.encode_text(TEXTS)
@@ -229,7 +239,9 @@ def test_text_cache_seeds_the_phrase_banks(tmp_path):
     config = json.loads((other / CONFIG_FILE).read_text())
     config["phrase_banks"]["state"] = TEXTS[:2]
     (other / CONFIG_FILE).write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=rf"{TEXT_CACHE_FILE}: tensor 'state' has shape \(3, 384\), expected \(2, 384\)"):
+    with pytest.raises(
+        CheckpointError, match=rf"{TEXT_CACHE_FILE}: tensor 'state' has shape \(3, 384\), expected \(2, 384\)"
+    ):
         load_checkpoint(other)
     (other / TEXT_CACHE_FILE).write_bytes(b"\x00" * 10)
     with pytest.raises(CheckpointError, match=rf"{TEXT_CACHE_FILE}: corrupt or truncated"):

@@ -77,7 +77,9 @@ def test_attribute_questions_answer_from_the_state():
     assert seen["where is the blue ball?"] == {"on the back right"}
     assert seen["which objects are on the table?"] == {"a blue ball and a red cube"}
     assert seen["how many objects are on the table?"] == {"two"}
-    absent = [q for q in seen if q.startswith("where is") and q not in ("where is the red cube?", "where is the blue ball?")]
+    absent = [
+        q for q in seen if q.startswith("where is") and q not in ("where is the red cube?", "where is the blue ball?")
+    ]
     assert absent and all(seen[q] == {"it is not on the table"} for q in absent)
     empty = {"objects": [], "lamp_on": False}
     assert {attribute_questions(empty, random.Random(k))[1] for k in range(50)} <= {"nothing", "none",

@@ -99,7 +99,7 @@ def test_caption_paraphrases_and_canonical():
     for on in (True, False):
         assert len(set(C.LAMP_TEMPLATES[on])) >= 3
     assert len(set(C.OBJECT_TEMPLATES)) >= 3 and len(set(C.EMPTY_TEMPLATES)) >= 3
-    for kind, tmpl in C.ACTION_TEMPLATES.items():
+    for _kind, tmpl in C.ACTION_TEMPLATES.items():
         assert len(set(tmpl)) >= 3
     a = {"kind": "push", "colour": "red", "shape": "cube", "direction": "left"}
     assert C.action_text(a) == "push the red cube to the left"

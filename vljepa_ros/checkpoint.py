@@ -146,18 +146,28 @@ def _diff_dicts(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _load_into(module: torch.nn.Module, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], prefix: str, fname: str):
+def _load_into(
+    module: torch.nn.Module,
+    expected: dict[str, torch.Tensor],
+    tensors: dict[str, torch.Tensor],
+    prefix: str,
+    fname: str,
+):
     got = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
     if missing:
         raise CheckpointError(f"{fname}: missing tensors {[prefix + k for k in missing][:10]} ({len(missing)} in all)")
     if unexpected:
-        raise CheckpointError(f"{fname}: unexpected tensors {[prefix + k for k in unexpected][:10]} ({len(unexpected)} in all)")
+        raise CheckpointError(
+            f"{fname}: unexpected tensors {[prefix + k for k in unexpected][:10]} ({len(unexpected)} in all)"
+        )
     for k, dst in expected.items():
         src = got[k]
         if tuple(src.shape) != tuple(dst.shape):
-            raise CheckpointError(f"{fname}: shape mismatch for {prefix}{k}: file {tuple(src.shape)}, model {tuple(dst.shape)}")
+            raise CheckpointError(
+                f"{fname}: shape mismatch for {prefix}{k}: file {tuple(src.shape)}, model {tuple(dst.shape)}"
+            )
         if src.is_floating_point() != dst.is_floating_point():
             raise CheckpointError(f"{fname}: dtype mismatch for {prefix}{k}: file {src.dtype}, model {dst.dtype}")
     with torch.no_grad():
@@ -201,7 +211,10 @@ def load_checkpoint(
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{cfile}: invalid model config ({e})") from e
     if config.get("backbone", cfg.x_encoder.backbone) != cfg.x_encoder.backbone:
-        raise CheckpointError(f"{cfile}: backbone {config['backbone']!r} disagrees with model.x_encoder.backbone {cfg.x_encoder.backbone!r}")
+        raise CheckpointError(
+            f"{cfile}: backbone {config['backbone']!r} disagrees with "
+            f"model.x_encoder.backbone {cfg.x_encoder.backbone!r}"
+        )
     if expect_config is not None:
         want = expect_config.to_dict() if isinstance(expect_config, VLJEPAConfig) else dict(expect_config)
         diff = _diff_dicts(cfg.to_dict(), want)
@@ -215,7 +228,10 @@ def load_checkpoint(
         raise CheckpointError(f"{wfile}: corrupt or truncated safetensors ({len(blob)} bytes): {e}") from e
     model_id = _model_id(config["name"], blob)
     if model_id != config["model_id"]:
-        raise CheckpointError(f"{wfile}: content hash gives {model_id}, but {cfile.name} says {config['model_id']} (file modified or replaced)")
+        raise CheckpointError(
+            f"{wfile}: content hash gives {model_id}, but {cfile.name} says {config['model_id']} "
+            "(file modified or replaced)"
+        )
 
     try:
         model = VLJEPA(cfg)

@@ -31,9 +31,9 @@ import time
 import torch
 
 from .data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks, yes_no_questions
+from .reporting import machine_info, machine_line
 from .sim.captions import action_distractors, outcome_distractors, state_caption
 from .sim.parse import parse_state
-from .reporting import machine_info, machine_line
 
 
 def _encode(model, texts: list[str], batch: int = 256) -> torch.Tensor:
@@ -184,7 +184,9 @@ def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_
              [p is not None and state_caption(p) == items[j][2] for p, j in zip(parsed, sub)], sub_eps)
         results["decoder_exact_match"] = sum(d.text == items[j][2] for d, j in zip(decoded, sub)) / len(sub)
         results["decoder_items"] = len(sub)
-        results["decoder_examples"] = [{"truth": items[j][2], "decoded": d.text} for d, j in list(zip(decoded, sub))[:5]]
+        results["decoder_examples"] = [
+            {"truth": items[j][2], "decoded": d.text} for d, j in list(zip(decoded, sub))[:5]
+        ]
     return results
 
 
@@ -203,7 +205,8 @@ def format_table(results: dict) -> str:
             target = TARGETS.get(key)
             mark = "" if target is None else ("  ok" if results[key] >= target else "  MISSED")
             se = results.get(f"{key}_se", float("nan"))
-            lines.append(f"{key:<24} {results[key]:>7.3f} {se:>6.3f} {('>= %.2f' % target) if target else '':>8}{mark}")
+            shown = f">= {target:.2f}" if target else ""
+            lines.append(f"{key:<24} {results[key]:>7.3f} {se:>6.3f} {shown:>8}{mark}")
     return "\n".join(lines)
 
 
@@ -219,10 +222,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
+    from .assets import default_model_path
     from .checkpoint import load_checkpoint
     from .data.dataset import Dataset
     from .data.features import load_features
-    from .assets import default_model_path
 
     torch.set_num_threads(args.threads)
     model_path = args.model or default_model_path()

@@ -58,7 +58,9 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.01
     warmup_steps: int = 150
-    task_weights: dict = field(default_factory=lambda: {"state": 0.4, "action": 0.2, "outcome": 0.1, "imagined": 0.15, "yesno": 0.15})
+    task_weights: dict = field(
+        default_factory=lambda: {"state": 0.4, "action": 0.2, "outcome": 0.1, "imagined": 0.15, "yesno": 0.15}
+    )
     val_every: int = 500
     val_items: int = 300
     save_every: int = 500
@@ -70,7 +72,7 @@ class TrainConfig:
     state_bank_max_objects: int = 1         # the shipped state bank: every state with at most this many objects
 
     @classmethod
-    def from_yaml(cls, path: str) -> "TrainConfig":
+    def from_yaml(cls, path: str) -> TrainConfig:
         with open(path) as f:
             raw = yaml.safe_load(f) or {}
         known = {f.name for f in dataclasses.fields(cls)}
@@ -217,8 +219,10 @@ def decoder_pairs(cfg: TrainConfig, model, train_tasks, rng: random.Random) -> t
     Y-encoder embedding, plus ``decoder_predicted`` state windows with the
     PREDICTOR's embedding, so the decoder also learns to read what the
     predictor really emits (its embeddings sit off the targets)."""
-    texts = sorted({t for recs in train_tasks.frames.values() for r in recs for t in [r["caption"], *r.get("paraphrases", [])]}
-                   | {t for tr in train_tasks.transitions for t in [tr["action"], *tr.get("action_paraphrases", [])]})
+    texts = sorted(
+        {t for recs in train_tasks.frames.values() for r in recs for t in [r["caption"], *r.get("paraphrases", [])]}
+        | {t for tr in train_tasks.transitions for t in [tr["action"], *tr.get("action_paraphrases", [])]}
+    )
     emb = [model.encode_text(texts[i:i + 256]) for i in range(0, len(texts), 256)]
     keys = rng.sample(train_tasks.frame_keys, min(cfg.decoder_predicted, len(train_tasks.frame_keys)))
     for i in range(0, len(keys), 256):

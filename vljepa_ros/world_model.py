@@ -87,11 +87,11 @@ class WorldModel:
 
     def set_state_bank(self, texts: list[str]) -> None:
         self._state_bank.texts = texts
-        self._state_bank.embeddings  # encode now, not on the next frame
+        _ = self._state_bank.embeddings  # encode now, not on the next frame
 
     def set_action_bank(self, texts: list[str]) -> None:
         self._action_bank.texts = texts
-        self._action_bank.embeddings
+        _ = self._action_bank.embeddings
 
     # ---- stream ---------------------------------------------------------------
     @torch.no_grad()

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -23,7 +23,8 @@ _SEP = "=" * 80 + "\n"
 _TIME = "int32 sec\nuint32 nanosec\n"
 _HEADER = "builtin_interfaces/Time stamp\nstring frame_id\n"
 IMAGE_MSGDEF = (
-    "std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\nuint8 is_bigendian\nuint32 step\nuint8[] data\n"
+    "std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\n"
+    "uint8 is_bigendian\nuint32 step\nuint8[] data\n"
     + _SEP + "MSG: std_msgs/Header\n" + _HEADER + _SEP + "MSG: builtin_interfaces/Time\n" + _TIME
 )
 STRING_MSGDEF = "string data\n"

@@ -1,7 +1,7 @@
 """VL-JEPA assembled: X-encoder + predictor + Y-encoder + InfoNCE temperature.
 
     frames --X-encoder--> visual tokens --+
-                                          +--predictor--> s_pred (B,D) <--InfoNCE--> s_y (B,D) <--Y-encoder-- answer text
+                                          +--predictor--> s_pred (B,D) <-InfoNCE-> s_y (B,D) <--Y-encoder-- answer text
     query text --MiniLM tokens/embed------+
 
 Frozen and loaded from wheels at construction: the frame backbone, MiniLM's
@@ -44,7 +44,7 @@ class VLJEPAConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VLJEPAConfig":
+    def from_dict(cls, d: dict) -> VLJEPAConfig:
         """Strict: unknown or mistyped keys raise (a checkpoint from another
         version must fail loudly, not load half-right)."""
         return _from_dict(cls, d)
@@ -171,7 +171,10 @@ class VLJEPA(nn.Module):
         groups = [{"name": "main", "params": main, "lr": lr, "weight_decay": weight_decay}]
         if slow:
             mult = self.cfg.y_encoder.lr_multiplier
-            groups.append({"name": "y_encoder", "params": slow, "lr": lr * mult, "weight_decay": weight_decay, "lr_multiplier": mult})
+            groups.append({
+                "name": "y_encoder", "params": slow, "lr": lr * mult,
+                "weight_decay": weight_decay, "lr_multiplier": mult,
+            })
         return groups
 
     def trained_state_dict(self) -> dict[str, torch.Tensor]:

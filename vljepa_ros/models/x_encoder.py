@@ -39,7 +39,10 @@ def preprocess_frame(image: np.ndarray, image_size: int) -> torch.Tensor:
     view); antialias avoids aliasing when a large camera image is shrunk.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected uint8 RGB array (H,W,3), got {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+        raise ValueError(
+            f"expected uint8 RGB array (H,W,3), got "
+            f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}"
+        )
     if not image.flags.writeable:  # e.g. a view of a ROS message buffer: torch wants writable memory
         image = image.copy()
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()  # (1,3,H,W) 0..255
@@ -56,7 +59,9 @@ def pad_window(frames: torch.Tensor, window_frames: int) -> torch.Tensor:
     n = frames.shape[0]
     if not 1 <= n <= window_frames:
         raise ValueError(f"a window holds 1..{window_frames} frames, got {n}")
-    return frames if n == window_frames else torch.cat([frames[:1].expand(window_frames - n, *frames.shape[1:]), frames])
+    if n == window_frames:
+        return frames
+    return torch.cat([frames[:1].expand(window_frames - n, *frames.shape[1:]), frames])
 
 
 def window_at(frames: torch.Tensor, end: int, window_frames: int) -> torch.Tensor:

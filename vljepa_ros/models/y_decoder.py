@@ -95,7 +95,9 @@ class GenerativeDecoder(nn.Module):
         self.cfg = cfg
         self.tokenizer = tokenizer
         ids = torch.as_tensor(vocab_ids, dtype=torch.long)
-        special = torch.tensor([tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id])
+        special = torch.tensor(
+            [tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id]
+        )
         ids = torch.unique(torch.cat([special, ids]))  # sorted, specials included
         # Sub-vocabulary: which MiniLM ids the decoder can emit; saved with the weights.
         self.register_buffer("vocab_ids", ids)
@@ -118,7 +120,7 @@ class GenerativeDecoder(nn.Module):
         self.head = init_linear(nn.Linear(W, V))
 
     @classmethod
-    def from_texts(cls, cfg: GenerativeDecoderConfig, texts: list[str], tokenizer) -> "GenerativeDecoder":
+    def from_texts(cls, cfg: GenerativeDecoderConfig, texts: list[str], tokenizer) -> GenerativeDecoder:
         """Sub-vocabulary = the WordPiece ids occurring in ``texts``."""
         ids, mask = tokenize(tokenizer, texts, cfg.max_len + 2)
         return cls(cfg, torch.unique(ids[mask]), tokenizer, len(tokenizer))
@@ -186,7 +188,9 @@ class GenerativeDecoder(nn.Module):
         return out
 
 
-def generative_decoder_loss(decoder: GenerativeDecoder, embeddings: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+def generative_decoder_loss(
+    decoder: GenerativeDecoder, embeddings: torch.Tensor, token_ids: torch.Tensor
+) -> torch.Tensor:
     """Teacher-forced cross-entropy for one batch.
 
     embeddings (B,D): Y-encoder embeddings of the texts (detached; the decoder is
