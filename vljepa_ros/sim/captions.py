@@ -15,7 +15,7 @@ seed and vary wording and object order.
 from __future__ import annotations
 
 import random
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 COLOURS = ("red", "green", "blue", "yellow", "purple")
 SHAPES = ("cube", "ball", "cylinder")
@@ -97,11 +97,11 @@ def _cell(o) -> tuple:
     return (int(o["cell"][0]), int(o["cell"][1]))
 
 
-def sorted_objects(objects: Sequence[dict]) -> List[dict]:
+def sorted_objects(objects: Sequence[dict]) -> list[dict]:
     return sorted(objects, key=lambda o: (_cell(o)[1], _cell(o)[0], o["colour"], o["shape"]))
 
 
-def object_phrase(o: dict, variant: int = 0, rng: Optional[random.Random] = None) -> str:
+def object_phrase(o: dict, variant: int = 0, rng: random.Random | None = None) -> str:
     col, row = _cell(o)
     cn, rn = COLUMNS[col], ROWS[row]
     if variant == 0:
@@ -121,7 +121,7 @@ def lamp_phrase(on: bool, variant: int = 0) -> str:
     return t[variant % len(t)]
 
 
-def arm_phrase(arm: Optional[dict], variant: int = 0, rng=None) -> Optional[str]:
+def arm_phrase(arm: dict | None, variant: int = 0, rng=None) -> str | None:
     if not arm:
         return None
     r = rng or random.Random(variant)
@@ -132,7 +132,7 @@ def arm_phrase(arm: Optional[dict], variant: int = 0, rng=None) -> Optional[str]
     )
 
 
-def _join(parts: List[str]) -> str:
+def _join(parts: list[str]) -> str:
     if not parts:
         return ""
     if len(parts) == 1:
@@ -152,11 +152,11 @@ def state_caption(state: dict) -> str:
     return "; ".join(parts)
 
 
-def state_paraphrases(state: dict, n: int = 4, seed: int = 0) -> List[str]:
+def state_paraphrases(state: dict, n: int = 4, seed: int = 0) -> list[str]:
     """n paraphrases (different wording/order; never the canonical one)."""
     canon = state_caption(state)
     r = random.Random(f"{seed}|{canon}")
-    out: List[str] = []
+    out: list[str] = []
     for k in range(n * 4):
         v = 1 + (k % (len(OBJECT_TEMPLATES) - 1))
         objs = list(state.get("objects", []))
@@ -203,10 +203,10 @@ def _action(action: dict, variant: int, r) -> str:
     )
 
 
-def action_paraphrases(action: dict, n: int = 3, seed: int = 0) -> List[str]:
+def action_paraphrases(action: dict, n: int = 3, seed: int = 0) -> list[str]:
     canon = action_text(action)
     r = random.Random(f"{seed}|{canon}")
-    out: List[str] = []
+    out: list[str] = []
     for k in range(n * 6):
         v = 1 + (k % (len(ACTION_TEMPLATES[action["kind"]]) - 1))
         s = _action(action, v, r)
@@ -218,7 +218,7 @@ def action_paraphrases(action: dict, n: int = 3, seed: int = 0) -> List[str]:
 
 
 # ------------------------------------------------------------------ dynamics
-def apply_action(state: dict, action: dict) -> Optional[dict]:
+def apply_action(state: dict, action: dict) -> dict | None:
     """Resulting settled state, or None when the action is illegal here."""
     objs = [dict(o, cell=list(_cell(o))) for o in state.get("objects", [])]
     key = (action.get("colour"), action.get("shape"))
@@ -262,7 +262,7 @@ def apply_action(state: dict, action: dict) -> Optional[dict]:
     return {"objects": sorted_objects(objs), "lamp_on": lamp, "arm": None}
 
 
-def _all_actions(colours=COLOURS, shapes=SHAPES) -> List[dict]:
+def _all_actions(colours=COLOURS, shapes=SHAPES) -> list[dict]:
     acts = [{"kind": "lamp_on"}, {"kind": "lamp_off"}]
     for c in colours:
         for s in shapes:
@@ -273,7 +273,7 @@ def _all_actions(colours=COLOURS, shapes=SHAPES) -> List[dict]:
     return acts
 
 
-def action_distractors(action: dict, state: Optional[dict] = None, seed: int = 0) -> List[str]:
+def action_distractors(action: dict, state: dict | None = None, seed: int = 0) -> list[str]:
     """3 distractor action texts: [same object / other action, other object /
     same action, random]. All differ from the true action and from each other.
     ``state`` (the before-state) is used to prefer objects in the scene."""
@@ -315,14 +315,14 @@ def action_distractors(action: dict, state: Optional[dict] = None, seed: int = 0
     return [d1, d2, d3]
 
 
-def outcome_distractors(before: dict, action: dict, after: dict, seed: int = 0) -> List[str]:
+def outcome_distractors(before: dict, action: dict, after: dict, seed: int = 0) -> list[str]:
     """3 distractor state captions for 'which state follows this action':
     [unchanged before-state or another action's result, result of a related
     action, a random legal result]; all differ from the true after-state."""
     r = random.Random(f"{seed}|{state_caption(before)}|{action_text(action)}")
     true = state_caption(dict(after, arm=None))
     used = {true}
-    out: List[str] = []
+    out: list[str] = []
 
     def add(st) -> bool:
         if st is None:
@@ -366,7 +366,7 @@ def outcome_distractors(before: dict, action: dict, after: dict, seed: int = 0) 
     return out[:3]
 
 
-def state_bank(max_objects: int = 1) -> List[str]:
+def state_bank(max_objects: int = 1) -> list[str]:
     """Canonical captions of all states with up to ``max_objects`` objects
     (for classification banks; 2 objects is ~ 7,000 phrases)."""
     import itertools

@@ -19,8 +19,8 @@ State dicts (used by captions and the dataset)::
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -47,39 +47,39 @@ class EpisodeConfig:
     """Parameters of the episode generator (see config/sim_world.yaml)."""
 
     fps: float = 15.0
-    duration_s: Tuple[float, float] = (30.0, 60.0)
+    duration_s: tuple[float, float] = (30.0, 60.0)
     max_objects: int = 3
     # probability of 0/1/2/3 objects at the start
-    initial_objects_p: Tuple[float, ...] = (0.05, 0.45, 0.40, 0.10)
+    initial_objects_p: tuple[float, ...] = (0.05, 0.45, 0.40, 0.10)
     # interval between the starts of consecutive changes: a mixture
     quick_p: float = 0.12  # quick successions
-    quick_s: Tuple[float, float] = (0.25, 0.9)
+    quick_s: tuple[float, float] = (0.25, 0.9)
     long_p: float = 0.15  # long quiet stretches
-    long_s: Tuple[float, float] = (10.5, 20.0)
-    normal_s: Tuple[float, float] = (2.0, 8.0)
-    first_event_s: Tuple[float, float] = (1.0, 5.0)
-    push_duration_s: Tuple[float, float] = (0.6, 1.0)
+    long_s: tuple[float, float] = (10.5, 20.0)
+    normal_s: tuple[float, float] = (2.0, 8.0)
+    first_event_s: tuple[float, float] = (1.0, 5.0)
+    push_duration_s: tuple[float, float] = (0.6, 1.0)
     # relative weights of the action kinds (only legal actions are drawn)
-    kind_weights: Dict[str, float] = field(
+    kind_weights: dict[str, float] = field(
         default_factory=lambda: {"push": 4.0, "place": 2.0, "remove": 1.5, "lamp": 1.5}
     )
-    held_out: Tuple[Tuple[str, str], ...] = DEFAULT_HELD_OUT
+    held_out: tuple[tuple[str, str], ...] = DEFAULT_HELD_OUT
     # camera jitter (offsets added to the default camera): train/val vs test
     # are disjoint in azimuth
-    cam_azimuth_train: Tuple[float, float] = (-8.0, 8.0)
-    cam_azimuth_test_abs: Tuple[float, float] = (11.0, 18.0)  # +- this range
+    cam_azimuth_train: tuple[float, float] = (-8.0, 8.0)
+    cam_azimuth_test_abs: tuple[float, float] = (11.0, 18.0)  # +- this range
     # optional outer training band (either side, beyond the test band): with
     # probability cam_azimuth_train_outer_p a train/val view is drawn from +-this
     # range instead, so the held-out test poses lie between training poses
     # (still never seen) instead of beyond them
-    cam_azimuth_train_outer_abs: Optional[Tuple[float, float]] = None
+    cam_azimuth_train_outer_abs: tuple[float, float] | None = None
     cam_azimuth_train_outer_p: float = 0.0
-    cam_elevation: Tuple[float, float] = (-50.0, -40.0)
-    cam_distance: Tuple[float, float] = (1.12, 1.28)
+    cam_elevation: tuple[float, float] = (-50.0, -40.0)
+    cam_distance: tuple[float, float] = (1.12, 1.28)
     cam_lookat_jitter: float = 0.03
-    lamp_intensity: Tuple[float, float] = (0.6, 1.0)
-    ambient: Tuple[float, float] = (0.28, 0.42)
-    headlight: Tuple[float, float] = (0.22, 0.38)
+    lamp_intensity: tuple[float, float] = (0.6, 1.0)
+    ambient: tuple[float, float] = (0.28, 0.42)
+    headlight: tuple[float, float] = (0.22, 0.38)
 
     def __post_init__(self):
         if not 0.0 <= self.cam_azimuth_train_outer_p <= 1.0:
@@ -99,7 +99,7 @@ class EpisodeConfig:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EpisodeConfig":
+    def from_dict(cls, d: dict) -> EpisodeConfig:
         kw = {}
         for k, v in d.items():
             if k not in cls.__dataclass_fields__:
@@ -118,12 +118,12 @@ class Event:
     kind: str  # push | place | remove | lamp_on | lamp_off
     frame_start: int
     frame_end: int
-    colour: Optional[str] = None
-    shape: Optional[str] = None
-    direction: Optional[str] = None
-    from_cell: Optional[Tuple[int, int]] = None
-    to_cell: Optional[Tuple[int, int]] = None
-    frame_contact_end: Optional[int] = None
+    colour: str | None = None
+    shape: str | None = None
+    direction: str | None = None
+    from_cell: tuple[int, int] | None = None
+    to_cell: tuple[int, int] | None = None
+    frame_contact_end: int | None = None
 
     def action(self) -> dict:
         """Action dict for captions: {"kind", "colour", "shape", "direction", "cell"}."""
@@ -142,12 +142,12 @@ class Event:
 class FrameTruth:
     frame: int
     t: float
-    objects: List[dict]
+    objects: list[dict]
     lamp_on: bool
     arm_moving: bool
-    arm: Optional[dict]
-    transition_id: Optional[str]  # event in progress at this frame
-    last_transition_id: Optional[str]  # most recent event started at or before
+    arm: dict | None
+    transition_id: str | None  # event in progress at this frame
+    last_transition_id: str | None  # most recent event started at or before
 
     def state(self) -> dict:
         return {"objects": self.objects, "lamp_on": self.lamp_on, "arm": self.arm}
@@ -158,7 +158,7 @@ def _obj_dict(colour, shape, cell) -> dict:
             "where": cell_name(cell)}
 
 
-def sort_objects(objs: Sequence[dict]) -> List[dict]:
+def sort_objects(objs: Sequence[dict]) -> list[dict]:
     """Canonical order: by row (front first), column (left first), then name."""
     return sorted(objs, key=lambda o: (o["cell"][1], o["cell"][0], o["colour"], o["shape"]))
 
@@ -170,25 +170,25 @@ class EpisodeScript:
     fps: float
     n_frames: int
     params: SceneParams
-    initial_objects: List[Tuple[str, str, Tuple[int, int]]]
+    initial_objects: list[tuple[str, str, tuple[int, int]]]
     initial_lamp: bool
-    events: List[Event]
+    events: list[Event]
 
     # ------------------------------------------------------------ generation
     @classmethod
     def generate(
-        cls, seed: int, split: str = "train", config: Optional[EpisodeConfig] = None
-    ) -> "EpisodeScript":
+        cls, seed: int, split: str = "train", config: EpisodeConfig | None = None
+    ) -> EpisodeScript:
         cfg = config or EpisodeConfig()
         rng = np.random.default_rng([int(seed), {"train": 0, "val": 1, "test": 2}.get(split, 3)])
         fps = float(cfg.fps)
         n_frames = int(round(rng.uniform(*cfg.duration_s) * fps))
-        held = set(tuple(x) for x in cfg.held_out)
+        held = {tuple(x) for x in cfg.held_out}
         all_comps = [(c, s) for c in COLOURS for s in SHAPES]
         comps = all_comps if split == "test" else [x for x in all_comps if x not in held]
         params = _sample_params(rng, cfg, split)
 
-        def pick_comp(occupied) -> Optional[Tuple[str, str]]:
+        def pick_comp(occupied) -> tuple[str, str] | None:
             free = [x for x in comps if x not in occupied]
             if not free:
                 return None
@@ -198,12 +198,13 @@ class EpisodeScript:
                     return h[int(rng.integers(len(h)))]
             return free[int(rng.integers(len(free)))]
 
-        n0 = int(rng.choice(len(cfg.initial_objects_p), p=np.asarray(cfg.initial_objects_p) / sum(cfg.initial_objects_p)))
+        n0 = int(rng.choice(len(cfg.initial_objects_p),
+                            p=np.asarray(cfg.initial_objects_p) / sum(cfg.initial_objects_p)))
         n0 = min(n0, cfg.max_objects)
         if split == "test":
             n0 = max(n0, 1)
         cells = [ALL_CELLS[i] for i in rng.permutation(len(ALL_CELLS))[:n0]]
-        objs: Dict[Tuple[str, str], Tuple[int, int]] = {}
+        objs: dict[tuple[str, str], tuple[int, int]] = {}
         for k, cell in enumerate(cells):
             if split == "test" and k == 0:
                 comp = sorted(held)[int(rng.integers(len(held)))]
@@ -214,7 +215,7 @@ class EpisodeScript:
         lamp = bool(rng.random() < 0.8)
         init_lamp = lamp
 
-        events: List[Event] = []
+        events: list[Event] = []
         frame = int(round(rng.uniform(*cfg.first_event_s) * fps))
         prev_end = -1
         while True:
@@ -245,17 +246,17 @@ class EpisodeScript:
         return cls(int(seed), split, fps, n_frames, params, initial, init_lamp, events)
 
     # --------------------------------------------------------------- queries
-    def change_times(self) -> List[float]:
+    def change_times(self) -> list[float]:
         return [e.frame_start / self.fps for e in self.events]
 
-    def iter_truth(self) -> Iterator[Tuple[FrameTruth, dict]]:
+    def iter_truth(self) -> Iterator[tuple[FrameTruth, dict]]:
         """Yields (FrameTruth, pose) per frame; pose = {"tip": xyz or None,
         "moving_object": (colour, shape, xy) or None} for the renderer."""
         objs = {(c, s): tuple(cell) for c, s, cell in self.initial_objects}
         lamp = self.initial_lamp
         ev_by_start = {e.frame_start: e for e in self.events}
-        cur: Optional[Event] = None
-        last_id: Optional[str] = None
+        cur: Event | None = None
+        last_id: str | None = None
         for i in range(self.n_frames):
             if i in ev_by_start:
                 cur = ev_by_start[i]
@@ -295,10 +296,10 @@ class EpisodeScript:
                     objs[(cur.colour, cur.shape)] = cur.to_cell
                 cur = None
 
-    def truths(self) -> List[FrameTruth]:
+    def truths(self) -> list[FrameTruth]:
         return [t for t, _ in self.iter_truth()]
 
-    def transitions(self, truths: Optional[List[FrameTruth]] = None) -> List[dict]:
+    def transitions(self, truths: list[FrameTruth] | None = None) -> list[dict]:
         """One dict per event: id, kind, action, frames, before/after windows
         (static frames around it) and before/after states."""
         truths = truths if truths is not None else self.truths()
@@ -344,15 +345,14 @@ class EpisodeScript:
 
     # ------------------------------------------------------------- rendering
     def frames(
-        self, world: Optional[TabletopWorld] = None, width: int = 224, height: int = 224
-    ) -> Iterator[Tuple[int, float, np.ndarray, FrameTruth]]:
+        self, world: TabletopWorld | None = None, width: int = 224, height: int = 224
+    ) -> Iterator[tuple[int, float, np.ndarray, FrameTruth]]:
         """Render the episode: yields (frame_index, t, rgb uint8 HxWx3, FrameTruth)."""
         own = world is None
         w = world or TabletopWorld()
         try:
             w.reset()
             w.set_params(self.params)
-            shown = None
             q_prev = w.q_home
             for truth, pose in self.iter_truth():
                 w.set_lamp(truth.lamp_on)
@@ -378,7 +378,7 @@ class EpisodeScript:
 class _ObjView:
     colour: str
     shape: str
-    cell: Tuple[int, int]
+    cell: tuple[int, int]
 
 
 def _smooth(x: float) -> float:

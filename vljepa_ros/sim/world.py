@@ -24,23 +24,23 @@ os.environ.setdefault(
     "MESA_SHADER_CACHE_DIR", os.path.join(tempfile.gettempdir(), "vljepa_mesa_cache")
 )
 
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple  # noqa: E402
+from collections.abc import Iterable, Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-COLOURS: Dict[str, Tuple[float, float, float]] = {
+COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (0.85, 0.10, 0.10),
     "green": (0.10, 0.70, 0.15),
     "blue": (0.10, 0.25, 0.90),
     "yellow": (0.95, 0.85, 0.10),
     "purple": (0.55, 0.15, 0.75),
 }
-SHAPES: Tuple[str, ...] = ("cube", "ball", "cylinder")
-COLUMNS: Tuple[str, ...] = ("left", "center", "right")
-ROWS: Tuple[str, ...] = ("front", "back")
-DIRECTIONS: Dict[str, Tuple[int, int]] = {
+SHAPES: tuple[str, ...] = ("cube", "ball", "cylinder")
+COLUMNS: tuple[str, ...] = ("left", "center", "right")
+ROWS: tuple[str, ...] = ("front", "back")
+DIRECTIONS: dict[str, tuple[int, int]] = {
     # direction name -> (dcol, drow); "forward" = toward the camera (front row)
     "left": (-1, 0),
     "right": (1, 0),
@@ -57,18 +57,18 @@ TIP_LEN = 0.12  # pusher rod length below the flange (m)
 PUSH_Z = 0.03  # pusher tip height while pushing (m)
 
 
-def cell_xy(cell: Tuple[int, int]) -> np.ndarray:
+def cell_xy(cell: tuple[int, int]) -> np.ndarray:
     """World (x, y) of a grid cell centre."""
     col, row = cell
     return np.array([(col - 1) * CELL_DX, (row - 0.5) * CELL_DY - 0.02])
 
 
-def cell_name(cell: Tuple[int, int]) -> str:
+def cell_name(cell: tuple[int, int]) -> str:
     """``(0, 0)`` -> ``"front left"``."""
     return f"{ROWS[cell[1]]} {COLUMNS[cell[0]]}"
 
 
-def step_cell(cell: Tuple[int, int], direction: str) -> Optional[Tuple[int, int]]:
+def step_cell(cell: tuple[int, int], direction: str) -> tuple[int, int] | None:
     """The cell one step in ``direction`` or None when it leaves the grid."""
     dc, dr = DIRECTIONS[direction]
     c, r = cell[0] + dc, cell[1] + dr
@@ -88,9 +88,9 @@ class SceneParams:
     cam_azimuth: float = 90.0  # degrees; 90 = looking along +y
     cam_elevation: float = -45.0  # degrees
     cam_distance: float = 1.2  # metres
-    cam_lookat: Tuple[float, float, float] = (0.0, 0.06, 0.05)
-    table_rgb: Tuple[float, float, float] = (0.55, 0.42, 0.30)
-    floor_rgb: Tuple[float, float, float] = (0.35, 0.35, 0.38)
+    cam_lookat: tuple[float, float, float] = (0.0, 0.06, 0.05)
+    table_rgb: tuple[float, float, float] = (0.55, 0.42, 0.30)
+    floor_rgb: tuple[float, float, float] = (0.35, 0.35, 0.38)
     lamp_intensity: float = 0.8  # diffuse of the lamp light when on
     ambient: float = 0.35  # headlight ambient when the lamp is on
     headlight: float = 0.30  # headlight diffuse when the lamp is on
@@ -111,7 +111,7 @@ class SceneParams:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SceneParams":
+    def from_dict(cls, d: dict) -> SceneParams:
         d = dict(d)
         for k in ("cam_lookat", "table_rgb", "floor_rgb"):
             if k in d:
@@ -196,7 +196,7 @@ def _ur5e_path() -> str:
 class ObjectState:
     colour: str
     shape: str
-    cell: Tuple[int, int]
+    cell: tuple[int, int]
 
     @property
     def name(self) -> str:
@@ -243,9 +243,9 @@ class TabletopWorld:
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         m = self.model
-        self._obj_body: Dict[Tuple[str, str], int] = {}
-        self._obj_geom: Dict[Tuple[str, str], int] = {}
-        self._obj_rgba: Dict[Tuple[str, str], np.ndarray] = {}
+        self._obj_body: dict[tuple[str, str], int] = {}
+        self._obj_geom: dict[tuple[str, str], int] = {}
+        self._obj_rgba: dict[tuple[str, str], np.ndarray] = {}
         for colour in COLOURS:
             for shape in SHAPES:
                 n = object_name(colour, shape)
@@ -263,12 +263,12 @@ class TabletopWorld:
         arm_joints = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "ur_" + j) for j in UR5E_JOINTS]
         self._arm_qadr = m.jnt_qposadr[arm_joints]
         self._arm_dof = m.jnt_dofadr[arm_joints]
-        self._renderers: Dict[Tuple[int, int], mujoco.Renderer] = {}
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._cam = mujoco.MjvCamera()
         self._cam.type = mujoco.mjtCamera.mjCAMERA_FREE
         self.params = SceneParams()
         self.lamp_on = True
-        self.visible: Dict[Tuple[str, str], bool] = {k: False for k in self._obj_body}
+        self.visible: dict[tuple[str, str], bool] = dict.fromkeys(self._obj_body, False)
         # elbow-up seed for IK (base at +y edge facing -y via pan)
         self._q_seed = np.array([-0.84, -1.24, -1.76, 1.43, -1.57, 0.0])
         self.data.qpos[self._arm_qadr] = self._q_seed
@@ -309,7 +309,7 @@ class TabletopWorld:
         m.mat_emission[self._bulb_mat] = 1.0 if on else 0.0
         m.geom_rgba[self._bulb_geom] = (1.0, 0.95, 0.6, 1) if on else (0.3, 0.3, 0.3, 1)
 
-    def place(self, colour: str, shape: str, cell: Tuple[int, int]) -> None:
+    def place(self, colour: str, shape: str, cell: tuple[int, int]) -> None:
         self.set_object_xy(colour, shape, cell_xy(cell))
 
     def set_object_xy(self, colour: str, shape: str, xy: Sequence[float]) -> None:
@@ -340,7 +340,7 @@ class TabletopWorld:
         return self.data.site_xpos[self._tip_site].copy()
 
     def solve_ik(
-        self, target: Sequence[float], q0: Optional[np.ndarray] = None, iters: int = 60
+        self, target: Sequence[float], q0: np.ndarray | None = None, iters: int = 60
     ) -> np.ndarray:
         """Damped least squares on tip position + tool axis pointing down."""
         m, d = self.model, self.data
@@ -380,7 +380,7 @@ class TabletopWorld:
     def q_home(self) -> np.ndarray:
         return self._q_home.copy()
 
-    def set_arm_tip(self, target: Sequence[float], q0: Optional[np.ndarray] = None) -> np.ndarray:
+    def set_arm_tip(self, target: Sequence[float], q0: np.ndarray | None = None) -> np.ndarray:
         """Move the pusher tip to ``target`` (warm-started IK); returns q."""
         return self.solve_ik(target, self.arm_q() if q0 is None else q0, iters=40)
 
