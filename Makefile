@@ -58,7 +58,7 @@ help:
 	@echo "make build  - venv + colcon build only"
 	@echo "make data   - generate the simulated tabletop dataset (data/tabletop)"
 	@echo "make train  - train the default model (config/train_tabletop.yaml) into vljepa_ros/assets/tabletop"
-	@echo "make eval   - evaluate the shipped model on the test split -> reports/eval.json"
+	@echo "make eval   - evaluate the shipped model: test, val, compositions -> reports/eval*.json"
 	@echo "make bench  - selective decoding + runtime through the nodes -> reports/bench.json, docs/benchmarks.md"
 	@echo "make bench-model - per-stage CPU latency of the model -> reports/bench_model.json"
 	@echo "make clean  - remove build/ install/ log/ (keeps the venv)"
@@ -120,37 +120,46 @@ demo: $(BUILD_STAMP)
 
 # ------------------------------------------------------- data / model -------
 # The data of the shipped model (docs/model_card.md): scripted episodes
-# (train/val/test, seed 0), shorter extra training episodes (seed 2), static
-# scene snapshots (seed 1) and one-change before/after snippets (seed 3).
-# About 52k frames, ~20 min on 2 cores.
+# (train/val/test, seed 0), one-frame scene snapshots (seeds 1, 5) and
+# one-change before/after snippets (seeds 3, 6), from two camera bands.
+# Every rate and length comes from the YAML config (--fps only overrides it).
 DATA        := data/tabletop
 GEN         := python -m vljepa_ros.data.generate --image-size 224 --workers 2
 VENV_RUN    := set +u; . $(VENV)/bin/activate; set -u;
 
 $(DATA)/meta.json: | $(VENV_STAMP)
-	@$(VENV_RUN) $(GEN) --out $(DATA) --episodes-train 16 --episodes-val 3 --episodes-test 6 --seed 0 --fps 15 --config config/sim_world.yaml
-$(DATA)_more/meta.json: | $(VENV_STAMP)
-	@$(VENV_RUN) $(GEN) --out $(DATA)_more --episodes-train 30 --episodes-val 0 --episodes-test 0 --seed 2 --fps 15 --config config/sim_more.yaml
+	@$(VENV_RUN) $(GEN) --out $(DATA) --episodes-train 16 --episodes-val 3 --episodes-test 24 --seed 0 --config config/sim_world.yaml
+
 $(DATA)_scenes/meta.json: | $(VENV_STAMP)
-	@$(VENV_RUN) $(GEN) --out $(DATA)_scenes --episodes-train 4000 --episodes-val 0 --episodes-test 0 --seed 1 --fps 3 --config config/sim_scenes.yaml
+	@$(VENV_RUN) $(GEN) --out $(DATA)_scenes --episodes-train 8000 --episodes-val 0 --episodes-test 0 --seed 1 --config config/sim_scenes.yaml
 
 $(DATA)_pairs/meta.json: | $(VENV_STAMP)
-	@$(VENV_RUN) $(GEN) --out $(DATA)_pairs --episodes-train 1500 --episodes-val 0 --episodes-test 0 --seed 3 --fps 3 --config config/sim_pairs.yaml
+	@$(VENV_RUN) $(GEN) --out $(DATA)_pairs --episodes-train 1500 --episodes-val 0 --episodes-test 0 --seed 3 --config config/sim_pairs.yaml
 
 $(DATA)_views/meta.json: | $(VENV_STAMP)
-	@$(VENV_RUN) $(GEN) --out $(DATA)_views --episodes-train 2500 --episodes-val 0 --episodes-test 0 --seed 5 --fps 3 --config config/sim_views.yaml
+	@$(VENV_RUN) $(GEN) --out $(DATA)_views --episodes-train 5000 --episodes-val 0 --episodes-test 0 --seed 5 --config config/sim_views.yaml
 
 $(DATA)_views_pairs/meta.json: | $(VENV_STAMP)
-	@$(VENV_RUN) $(GEN) --out $(DATA)_views_pairs --episodes-train 1000 --episodes-val 0 --episodes-test 0 --seed 6 --fps 3 --config config/sim_views_pairs.yaml
+	@$(VENV_RUN) $(GEN) --out $(DATA)_views_pairs --episodes-train 1000 --episodes-val 0 --episodes-test 0 --seed 6 --config config/sim_views_pairs.yaml
 
-data: $(DATA)/meta.json $(DATA)_more/meta.json $(DATA)_scenes/meta.json $(DATA)_pairs/meta.json \
+# Evaluation only: the held-out compositions seen from the TRAINING camera band
+# (one of the model card's three conditions; never used for training).
+$(DATA)_compositions/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_compositions --episodes-train 0 --episodes-val 0 --episodes-test 6 --seed 8 --config config/sim_compositions.yaml
+
+data: $(DATA)/meta.json $(DATA)_scenes/meta.json $(DATA)_pairs/meta.json \
       $(DATA)_views/meta.json $(DATA)_views_pairs/meta.json
 
 train: data
 	@$(VENV_RUN) python -m vljepa_ros.train --config config/train_tabletop.yaml $(TRAIN_ARGS)
 
-eval: $(DATA)/meta.json
+# The model card's three conditions: unseen episodes at training viewpoints
+# (val), unseen viewpoints + held-out compositions (test, split by frame in the
+# report), held-out compositions at training viewpoints (compositions).
+eval: $(DATA)/meta.json $(DATA)_compositions/meta.json
 	@$(VENV_RUN) python -m vljepa_ros.evaluate --data $(DATA) --split test --out reports/eval.json $(EVAL_ARGS)
+	@$(VENV_RUN) python -m vljepa_ros.evaluate --data $(DATA) --split val --out reports/eval_val.json $(EVAL_ARGS)
+	@$(VENV_RUN) python -m vljepa_ros.evaluate --data $(DATA)_compositions --split test --out reports/eval_compositions.json $(EVAL_ARGS)
 
 bench: $(BUILD_STAMP) $(DATA)/meta.json
 	@$(RUN) python -m vljepa_ros.bench --data $(DATA) $(BENCH_ARGS)
