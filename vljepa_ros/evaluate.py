@@ -10,6 +10,8 @@ Metrics (``<metric>_se``: standard error over episodes, the unit that is drawn i
                      composition, ``_seen`` frames that show none
   action_top1        which of 4 actions (1 true + 3 distractors) linked the window before to the window after
   action_top1_bank   the same, ranked over the model's whole action bank (what perception_node publishes)
+  action_top1_bank_wm<w>  the same with the world model's check added to each action's score: w x the cosine
+                     between the outcome predicted for doing it from the before window and the after state
   outcome_top1       which of 4 states follows "what happens if the robot does <action>?"
   retrieval_r1/r5    text -> clip: each static segment's caption retrieves its clip among all clips
   decoder_state_acc  generative decoder text, mapped to the nearest state caption of the split, equals the truth
@@ -34,6 +36,7 @@ from .data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitT
 from .reporting import machine_info, machine_line
 from .sim.captions import action_distractors, outcome_distractors, state_caption
 from .sim.parse import parse_state
+from .world_model import outcome_consistency
 
 
 def _encode(model, texts: list[str], batch: int = 256) -> torch.Tensor:
@@ -84,7 +87,8 @@ def state_items(tasks: SplitTasks, frame_stride: int) -> list[tuple[str, int, st
 
 @torch.no_grad()
 def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_items: int | None = None,
-             seed: int = 0, action_bank: list[str] | None = None, state_bank: list[str] | None = None) -> dict:
+             seed: int = 0, action_bank: list[str] | None = None, state_bank: list[str] | None = None,
+             outcome_weights: tuple[float, ...] = ()) -> dict:
     model.eval()
     rng = random.Random(seed)
     results: dict = {}
@@ -138,9 +142,18 @@ def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_
         tr_eps = [t["episode"] for t in trs]
         _put(results, "action_top1", a_hits, tr_eps)
         if action_bank:
-            ranked = (a_pred @ _encode(model, action_bank).T).argmax(1).tolist()
+            a_scores = a_pred @ _encode(model, action_bank).T  # (K, N)
+            ranked = a_scores.argmax(1).tolist()
             _put(results, "action_top1_bank", [action_bank[r] == t["action"] for r, t in zip(ranked, trs)], tr_eps)
             results["action_bank_size"] = len(action_bank)
+            # + the world model's check: does doing the action from the before window predict the after state?
+            after_state = _predict(model, after, [STATE_QUERIES[0]] * len(trs))
+            consistency = torch.stack([outcome_consistency(model, b[None], s, action_bank, OUTCOME_TEMPLATES[0])
+                                       for b, s in zip(before, after_state)])  # (K, N)
+            for w in outcome_weights:
+                ranked = (a_scores + w * consistency).argmax(1).tolist()
+                _put(results, f"action_top1_bank_wm{w:g}", [action_bank[r] == t["action"]
+                                                            for r, t in zip(ranked, trs)], tr_eps)
         _put(results, "outcome_top1", o_hits, tr_eps)
     results["transitions"] = len(trs)
 
@@ -200,7 +213,7 @@ REPORTED = ("state_top1", "state_top1_bank", "state_top1_bank_seen", "state_top1
 
 def format_table(results: dict) -> str:
     lines = [f"{'metric':<24} {'value':>7} {'+-se':>6} {'target':>8}"]
-    for key in REPORTED:
+    for key in [*REPORTED, *sorted(k for k in results if k.startswith("action_top1_bank_wm") and "_se" not in k)]:
         if key in results:
             target = TARGETS.get(key)
             mark = "" if target is None else ("  ok" if results[key] >= target else "  MISSED")
@@ -219,6 +232,8 @@ def main(argv=None) -> int:
     parser.add_argument("--frame-stride", type=int, default=5, help="evaluate every Nth clear frame")
     parser.add_argument("--max-items", type=int, default=None, help="cap per metric (quick runs)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--outcome-weights", type=float, nargs="*", default=[0.5, 1.0, 2.0],
+                        help="weights w of action_top1_bank_wm<w> (action score + w x outcome consistency)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
@@ -235,7 +250,8 @@ def main(argv=None) -> int:
     features = load_features(dataset, ckpt.model.x_encoder)
     tasks = SplitTasks(dataset, features, ckpt.model.cfg.x_encoder.window_frames)
     results = evaluate(ckpt.model, tasks, ckpt.decoder, args.frame_stride, args.max_items, args.seed,
-                       action_bank=ckpt.phrase_banks.get("action"), state_bank=ckpt.phrase_banks.get("state"))
+                       action_bank=ckpt.phrase_banks.get("action"), state_bank=ckpt.phrase_banks.get("state"),
+                       outcome_weights=tuple(args.outcome_weights))
     report = {
         **results,
         "model_id": ckpt.model_id,

@@ -53,6 +53,18 @@ class Ranked:
         return self.labels[0]
 
 
+@torch.no_grad()
+def outcome_consistency(model: VLJEPA, before_window: torch.Tensor, after_state: torch.Tensor, actions: list[str],
+                        template: str) -> torch.Tensor:
+    """(N,) cosine between the outcome the model predicts for doing each action
+    from ``before_window`` (1,T,C,g,g) and the state it sees after, ``after_state``
+    (D,): the world model's check of an action estimate (the action that would
+    have produced what the camera now shows)."""
+    windows = before_window.expand(len(actions), *before_window.shape[1:])
+    outcomes = model.predict(windows, [template.format(action=a) for a in actions])  # (N,D)
+    return outcomes @ after_state
+
+
 class WorldModel:
     def __init__(
         self,
