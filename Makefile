@@ -54,7 +54,8 @@ export MUJOCO_GL ?= egl
 
 help:
 	@echo "make demo   - simulated camera -> perception -> semantic events, printed"
-	@echo "make test   - install what is missing, build, run the test suite"
+	@echo "make test   - install what is missing, build, lint, run the test suite"
+	@echo "make lint   - ruff check vljepa_ros test tools launch (part of make test)"
 	@echo "make build  - venv + colcon build only"
 	@echo "make data   - generate the simulated tabletop dataset (data/tabletop)"
 	@echo "make train  - train the default model (config/train_tabletop.yaml) into vljepa_ros/assets/tabletop"
@@ -107,7 +108,7 @@ $(BUILD_STAMP): $(VENV_STAMP) $(BUILD_INPUTS)
 build: $(BUILD_STAMP)
 
 # -------------------------------------------------------------------- run ----
-test: $(BUILD_STAMP)
+test: lint $(BUILD_STAMP)
 	@$(RUN) python -m pytest test $(PYTEST_ARGS)
 
 # The multi-process simulation tests of issue 6 (a few minutes; not yet passing

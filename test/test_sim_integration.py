@@ -144,7 +144,7 @@ def run(tmp_path_factory):
         planner = procs["planner"] = subprocess.Popen(
             [py, "-c", PLANNER, record], stdout=subprocess.PIPE, stderr=logs["planner"], text=True, cwd=REPO_ROOT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        assert planner.stdout.readline().strip() == "READY", "the planner did not see the nodes (logs: %s)" % tmp
+        assert planner.stdout.readline().strip() == "READY", f"the planner did not see the nodes (logs: {tmp})"
         procs["camera"] = _start([py, "-m", "vljepa_ros.ros.sim_camera_node", "--ros-args",
                                   "-p", f"episode_seed:={FIRST_SEED}", "-p", "split:=test", "-p", f"fps:={FPS}",
                                   "-p", f"image_size:={IMAGE_SIZE}", "-p", "time_source:=sim", "-p", "loop:=true",
@@ -192,7 +192,8 @@ def score(rows):
     for seed in sorted({t["seed"] for t in truths}):
         ts = [t for t in truths if t["seed"] == seed]
         start, end = ts[0]["stamp"], ts[-1]["stamp"] + frame_s
-        trans = [{"t": t["stamp"], "t_end": t["stamp"] + (t["event"]["frame_end"] - t["event"]["frame_start"] + 1) * frame_s,
+        trans = [{"t": t["stamp"],
+                  "t_end": t["stamp"] + (t["event"]["frame_end"] - t["event"]["frame_start"] + 1) * frame_s,
                   "action": t["event"]["action"], "kind": t["event"]["kind"]} for t in ts if t["event"]]
         first = start + (TOLERANCE_S if episodes else 0.0)
         episodes.append({"seed": seed, "start": start, "end": end, "lo": first, "hi": end - TAIL_S,
@@ -214,7 +215,8 @@ def score(rows):
         used = set()
         pairs = {}
         for e in sorted(scored_ev, key=lambda e: e["state_start"]):
-            cands = [k for k, t in enumerate(scored_tr) if k not in used and abs(t["t"] - e["state_start"]) <= TOLERANCE_S]
+            cands = [k for k, t in enumerate(scored_tr)
+                     if k not in used and abs(t["t"] - e["state_start"]) <= TOLERANCE_S]
             if cands:
                 k = min(cands, key=lambda k: abs(scored_tr[k]["t"] - e["state_start"]))
                 used.add(k)
