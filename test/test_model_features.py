@@ -84,3 +84,27 @@ def test_attribute_questions_answer_from_the_state():
     empty = {"objects": [], "lamp_on": False}
     assert {attribute_questions(empty, random.Random(k))[1] for k in range(50)} <= {"nothing", "none",
                                                                                   "it is not on the table"}
+
+
+def test_world_model_check_adds_outcome_consistency_to_action_scores(minilm):
+    from vljepa_ros.world_model import outcome_consistency
+
+    torch.manual_seed(1)
+    cfg = VLJEPAConfig(x_encoder=XEncoderConfig(stage="stride16", grid=2, window_frames=2),
+                       predictor=PredictorConfig(embed_dim=32), y_encoder=YEncoderConfig(embed_dim=32))
+    model = VLJEPA(cfg).eval()
+    actions = ["push the red cube left", "turn the lamp off", "remove the blue ball"]
+    world = WorldModel(model, ["a"], actions)
+    before, after = torch.randn(2, 112, 2, 2), torch.randn(2, 112, 2, 2)
+    plain = world.action_between(before, after)
+    checked = world.action_between(before, after, outcome_weight=2.0)
+    check = outcome_consistency(model, before[None], world.embed(world.queries.state, after), actions,
+                                world.queries.outcome)
+    base = dict(zip(plain.labels, plain.scores))
+    for label, score in zip(checked.labels, checked.scores):
+        assert score == pytest.approx(base[label] + 2.0 * check[actions.index(label)].item(), abs=1e-5)
+    assert checked.scores == sorted(checked.scores, reverse=True)
+    with torch.no_grad():  # the check: the predicted outcome of each action vs the after state, one by one
+        for k, a in enumerate(actions):
+            out = model.predict(before[None], world.queries.outcome.format(action=a))[0]
+            assert check[k].item() == pytest.approx((out @ world.embed(world.queries.state, after)).item(), abs=1e-5)

@@ -32,6 +32,8 @@ from .change_detection import ChangeDetector, ChangeDetectorConfig
 from .checkpoint import Checkpoint
 from .world_model import QueryTemplates, Ranked, Window, WorldModel
 
+ACTION_OUTCOME_WEIGHT_MAX = 10.0
+
 
 @dataclass
 class PerceptionConfig:
@@ -41,6 +43,8 @@ class PerceptionConfig:
     # the change detector of the action estimates: keep it equal to decoder_node's
     change: ChangeDetectorConfig = field(default_factory=ChangeDetectorConfig)
     before_margin_s: float = 0.4      # the "before" window ends this long before the change was detected
+    # weight of the world model's check in the action estimate (WorldModel.action_between; chosen on val)
+    action_outcome_weight: float = 0.0
     jump_back_reset_s: float = 1.0    # a stamp this far behind the last one (a looped bag) restarts the stream
     threads: int = 1                  # torch intra-op threads; 1 keeps up best on a shared CPU (docs/design.md)
 
@@ -51,6 +55,8 @@ class PerceptionConfig:
             raise ValueError("top_k values must be >= 1")
         if not 0.0 <= self.before_margin_s <= 5.0:
             raise ValueError("before_margin_s must be in [0, 5] seconds")
+        if not 0.0 <= self.action_outcome_weight <= ACTION_OUTCOME_WEIGHT_MAX:
+            raise ValueError(f"action_outcome_weight must be in [0, {ACTION_OUTCOME_WEIGHT_MAX:g}]")
 
 
 @dataclass
@@ -121,7 +127,7 @@ class PerceptionPipeline:
             size = self.checkpoint.model.cfg.x_encoder.image_size
             self.process(np.zeros((size, size, 3), np.uint8), 0.0)  # encodes the state bank
             window = self.world.window()
-            self.world.action_between(window, window)  # and the action bank
+            self.world.action_between(window, window, outcome_weight=self.config.action_outcome_weight)  # + the bank
             self.reset()
             return (time.perf_counter() - t0) * 1e3
 
@@ -179,7 +185,7 @@ class PerceptionPipeline:
         if before is None:
             return None
         before_window, before_state = before
-        ranked = self.world.action_between(before_window, window)
+        ranked = self.world.action_between(before_window, window, outcome_weight=self.config.action_outcome_weight)
         ranked = Ranked(ranked.labels[: self.config.action_top_k], ranked.scores[: self.config.action_top_k],
                         ranked.probabilities[: self.config.action_top_k], ranked.embedding)
         return ActionResult(before_window.stamps[-1], window.stamps[-1], before_state, top, ranked)

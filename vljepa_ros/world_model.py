@@ -130,8 +130,11 @@ class WorldModel:
         """Predicted (D,) embedding of the answer to ``query`` for the window (default: current)."""
         return self.model.predict(self._features(window), [query])[0]
 
-    def _rank(self, embedding: torch.Tensor, bank: PhraseBank, top_k: int | None = None) -> Ranked:
+    def _rank(self, embedding: torch.Tensor, bank: PhraseBank, top_k: int | None = None,
+              bonus: torch.Tensor | None = None) -> Ranked:
         scores = bank.embeddings @ embedding  # (N,)
+        if bonus is not None:
+            scores = scores + bonus
         probs = torch.softmax(scores / self.model.temperature.detach(), dim=0)
         order = torch.argsort(scores, descending=True)[: top_k or len(bank)]
         texts = bank.texts
@@ -163,12 +166,21 @@ class WorldModel:
         before_window: Window | torch.Tensor,
         after_window: Window | torch.Tensor,
         candidates: list[str] | None = None,
+        outcome_weight: float = 0.0,
     ) -> Ranked:
-        """Which action links ``before_window`` to ``after_window`` (WorldPrediction-style)."""
-        emb = self.model.predict(
-            self._features(after_window), [self.queries.action], before_window_features=self._features(before_window)
-        )[0]
-        return self._rank(emb, self._bank_for(candidates, self._action_bank))
+        """Which action links ``before_window`` to ``after_window`` (WorldPrediction-style).
+        ``outcome_weight`` > 0 adds the world model's check to each action's score:
+        that weight x how well the outcome predicted for doing it from the before
+        window matches the state seen after (``outcome_consistency``; one batched
+        predictor pass over the bank)."""
+        before = self._features(before_window)
+        emb = self.model.predict(self._features(after_window), [self.queries.action], before_window_features=before)[0]
+        bank = self._bank_for(candidates, self._action_bank)
+        if not outcome_weight:
+            return self._rank(emb, bank)
+        after_state = self.embed(self.queries.state, after_window)
+        check = outcome_consistency(self.model, before, after_state, bank.texts, self.queries.outcome)
+        return self._rank(emb, bank, bonus=outcome_weight * check)
 
     @torch.no_grad()
     def predict_outcome(

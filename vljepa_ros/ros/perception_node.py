@@ -30,7 +30,7 @@ from vljepa_ros.srv import Ask, PredictOutcome
 from ..change_detection import ChangeDetectorConfig
 from ..checkpoint import CheckpointError, load_model
 from ..imaging import ImageConversionError
-from ..perception import PerceptionConfig, PerceptionPipeline
+from ..perception import ACTION_OUTCOME_WEIGHT_MAX, PerceptionConfig, PerceptionPipeline
 from .common import (
     CHANGE_PARAMS,
     RELIABLE_QOS,
@@ -79,6 +79,11 @@ class PerceptionNode(Node):
             "world_state_top_k": declare(self, "world_state_top_k", 3, "Labels on ~/world_state.",
                                          int_range=(1, 100)),
             "action_top_k": declare(self, "action_top_k", 3, "Actions on ~/action.", int_range=(1, 100)),
+            "action_outcome_weight": declare(
+                self, "action_outcome_weight", PerceptionConfig.action_outcome_weight,
+                "Weight of the world model's check in ~/action: each action's score + this x the cosine between "
+                "the outcome predicted for it from the window before and the state seen after; 0 = off.",
+                float_range=(0.0, ACTION_OUTCOME_WEIGHT_MAX)),
         }
         # the change detector that decides when ~/action is estimated: the same
         # parameters as decoder_node's, so an action is ready for each event
@@ -90,6 +95,7 @@ class PerceptionNode(Node):
             check_range("max_rate_hz", p["max_rate_hz"], 0.0, 240.0),
             check_range("world_state_top_k", p["world_state_top_k"], 1, 100),
             check_range("action_top_k", p["action_top_k"], 1, 100),
+            check_range("action_outcome_weight", p["action_outcome_weight"], 0.0, ACTION_OUTCOME_WEIGHT_MAX),
         ) if r] + change_problems
         try:
             change_config = ChangeDetectorConfig(**change)
@@ -105,7 +111,7 @@ class PerceptionNode(Node):
             checkpoint,
             PerceptionConfig(window_frames=p["window_frames"], world_state_top_k=p["world_state_top_k"],
                              action_top_k=p["action_top_k"], change=change_config,
-                             threads=p["threads"]),
+                             threads=p["threads"], action_outcome_weight=p["action_outcome_weight"]),
             state_bank=_bank(p["state_bank"]), action_bank=_bank(p["action_bank"]))
         if p["state_query"]:
             self.pipeline.set_state_query(p["state_query"])
@@ -172,6 +178,8 @@ class PerceptionNode(Node):
                 self.pipeline.config.world_state_top_k = int(param.value)
             elif param.name == "action_top_k":
                 self.pipeline.config.action_top_k = int(param.value)
+            elif param.name == "action_outcome_weight":
+                self.pipeline.config.action_outcome_weight = float(param.value)
         if any(p.name in CHANGE_DETECTOR for p in params):
             self.pipeline.set_change_config(change_config)
         return SetParametersResult(successful=True)
