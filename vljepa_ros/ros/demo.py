@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from vljepa_ros.sim.captions import state_caption
+    from vljepa_ros.sim.parse import parse_state
 
     rclpy.init()
     graph = None
@@ -104,11 +105,14 @@ def main(argv=None) -> int:
                             | {state_caption(dict(script.truths()[0].state(), arm=None))})
         truths = script.truths()
         mapped = _nearest(model, [e.text for e in events], truth_bank) if events else []
-        correct_text = 0
+        correct_text = parsed_text = 0
         for e, m in zip(events, mapped):
             # the true state once the change has settled: at the decision, i.e. well after the state start
             frame = min(len(truths) - 1, int(round((stamp_to_s(e.header.stamp) - t0) * args.fps)) + int(args.fps))
-            correct_text += m == state_caption(dict(truths[frame].state(), arm=None))
+            truth = state_caption(dict(truths[frame].state(), arm=None))
+            correct_text += m == truth
+            parsed = parse_state(e.text)  # strict: the text itself says the true state, no candidate list
+            parsed_text += parsed is not None and state_caption(parsed) == truth
         matched = set()
         hits = 0
         for e in changes:
@@ -136,8 +140,9 @@ def main(argv=None) -> int:
               f"{d['decodes']} times -> {len(events)} events ({len(changes)} changes); decode ratio "
               f"{d['decodes'] / max(1, embeddings):.3f} (fixed-rate decoding: 1.000)")
         print(f"         changes within 0.5 s of a scripted change: {hits}/{len(true_times)} "
-              f"(false alarms: {len(changes) - hits}); event text maps to the true state: "
-              f"{correct_text}/{len(events)}; action right: {action_right}/{len(action_events)}; "
+              f"(false alarms: {len(changes) - hits}); event text says the true state: {parsed_text}/{len(events)} "
+              f"(nearest of the episode's states: {correct_text}/{len(events)}); "
+              f"action right: {action_right}/{len(action_events)}; "
               f"wall time {wall:.1f} s")
         return 0
     except (ValueError, RuntimeError) as e:
