@@ -53,7 +53,7 @@ def run_pipeline(checkpoint, frames):
     pipeline = PerceptionPipeline(checkpoint, PerceptionConfig(change=CHANGE))
     calls = []
 
-    def action_between(before, after, candidates=None):
+    def action_between(before, after, candidates=None, outcome_weight=0.0):
         calls.append((before.stamps[-1], after.stamps[-1]))
         return Ranked(["push"], [1.0], [1.0], torch.zeros(4))
 
