@@ -8,9 +8,9 @@
   training provenance and ``model_id`` = ``name@<sha256(safetensors)[:12]>``.
 * ``text_cache.safetensors`` (optional): the frozen MiniLM trunk's output for
   every phrase-bank text, fp16, rows in the order of ``config.json``'s banks
-  and tagged with the model_id. Encoding a 6,000-phrase bank costs about a
-  minute on 2 CPU cores; with the cache a node starts in seconds. Derived
-  data: ``save_checkpoint`` rewrites it from the model.
+  and tagged with the model_id. With it a large bank costs no MiniLM
+  forward at start-up, only the trained head. Derived data:
+  ``save_checkpoint`` rewrites it from the model.
 
 Loading never unpickles (safetensors only) and fails loudly: any problem raises
 ``CheckpointError`` with the file and what is wrong.
