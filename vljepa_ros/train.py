@@ -69,6 +69,7 @@ class TrainConfig:
     decoder_batch_size: int = 128
     decoder_lr: float = 1e-3
     decoder_predicted: int = 0              # state windows whose PREDICTED embedding also trains the decoder
+    decoder_paraphrases: int = 2            # paraphrases kept per distinct caption / action (decoder_texts)
     state_bank_max_objects: int = 1         # the shipped state bank: every state with at most this many objects
 
     @classmethod
@@ -213,16 +214,28 @@ def train_model(cfg: TrainConfig, model, train_tasks, val_tasks, rng: random.Ran
 
 
 # ---- phase 3: the generative Y-decoder on the fixed model ----
+def decoder_texts(cfg: TrainConfig, train_tasks) -> list[str]:
+    """The texts the decoder learns to write: each distinct state caption and
+    action with at most ``decoder_paraphrases`` of its paraphrases. Every frame
+    carries fresh paraphrases (156k distinct texts on the shipped data, for
+    6,940 states), and encoding all of them costs more than the whole decoder
+    phase while adding wording, not meaning."""
+    variants: dict[str, list[str]] = {}
+    items = [(r["caption"], r.get("paraphrases", [])) for recs in train_tasks.frames.values() for r in recs]
+    items += [(tr["action"], tr.get("action_paraphrases", [])) for tr in train_tasks.transitions]
+    for text, paraphrases in items:
+        kept = variants.setdefault(text, [])
+        kept += [p for p in paraphrases if p not in kept][:cfg.decoder_paraphrases - len(kept)]
+    return sorted({t for text, kept in variants.items() for t in [text, *kept]})
+
+
 @torch.no_grad()
 def decoder_pairs(cfg: TrainConfig, model, train_tasks, rng: random.Random) -> tuple[list[str], torch.Tensor]:
-    """(text, conditioning embedding) pairs: every training text with its own
+    """(text, conditioning embedding) pairs: every decoder text with its own
     Y-encoder embedding, plus ``decoder_predicted`` state windows with the
     PREDICTOR's embedding, so the decoder also learns to read what the
     predictor really emits (its embeddings sit off the targets)."""
-    texts = sorted(
-        {t for recs in train_tasks.frames.values() for r in recs for t in [r["caption"], *r.get("paraphrases", [])]}
-        | {t for tr in train_tasks.transitions for t in [tr["action"], *tr.get("action_paraphrases", [])]}
-    )
+    texts = decoder_texts(cfg, train_tasks)
     emb = [model.encode_text(texts[i:i + 256]) for i in range(0, len(texts), 256)]
     keys = rng.sample(train_tasks.frame_keys, min(cfg.decoder_predicted, len(train_tasks.frame_keys)))
     for i in range(0, len(keys), 256):
