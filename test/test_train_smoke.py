@@ -43,3 +43,21 @@ def test_train_then_evaluate(tiny_dataset, tmp_path):
         assert 0.0 <= report[key] <= 1.0, key
     assert report["state_bank_size"] == len(ckpt.phrase_banks["state"])
     assert report["model_id"] == ckpt.model_id and report["split"] == "test" and report["machine"]["cores"]
+
+
+def test_decoder_texts_keep_each_meaning_with_a_few_paraphrases():
+    from types import SimpleNamespace
+
+    from vljepa_ros.train import TrainConfig, decoder_texts
+
+    frames = {"e0": [{"caption": "a red cube", "paraphrases": [f"red cube v{i}", f"cube, red v{i}"]}
+                     for i in range(50)],
+              "e1": [{"caption": "the lamp is off", "paraphrases": ["dark room"]}]}
+    transitions = [{"action": "push the red cube left", "action_paraphrases": ["move it left", "shove it left",
+                                                                               "slide it left"]}]
+    texts = decoder_texts(TrainConfig(decoder_paraphrases=2), SimpleNamespace(frames=frames, transitions=transitions))
+    assert texts == sorted(["a red cube", "red cube v0", "cube, red v0", "the lamp is off", "dark room",
+                            "push the red cube left", "move it left", "shove it left"])
+    assert decoder_texts(TrainConfig(decoder_paraphrases=0),
+                         SimpleNamespace(frames=frames, transitions=transitions)) == sorted(
+        ["a red cube", "the lamp is off", "push the red cube left"])
