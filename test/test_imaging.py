@@ -300,3 +300,49 @@ def test_module_does_not_import_ros() -> None:
 
     src = open(vljepa_ros.imaging.__file__).read()
     assert not re.search(r"^\s*(import|from)\s+(rclpy|sensor_msgs|cv_bridge)", src, re.M)
+
+
+def _png_bomb(width, height, rows=None):
+    """A valid grey PNG of width x height, all black: a few kB that decode to
+    width x height x 3 bytes (a decompression bomb at large sizes). ``rows``:
+    encode only that many rows (a header that promises more than it holds)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    z = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte + pixels
+    idat = b"".join(z.compress(row) for _ in range(height if rows is None else rows)) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    from vljepa_ros.imaging import DEFAULT_MAX_PIXELS
+
+    bomb = _png_bomb(6000, 6000)  # 36 M pixels (108 MB of RGB) from a few tens of kB
+    assert len(bomb) < 200_000 and 6000 * 6000 > DEFAULT_MAX_PIXELS
+    with pytest.raises(ImageConversionError, match=r"6000x6000 = 36000000 pixels is larger than max_pixels"):
+        compressed_to_rgb("png", bomb)
+    small = _png_bomb(64, 48)
+    assert compressed_to_rgb("png", small).shape == (48, 64, 3)
+    with pytest.raises(ImageConversionError, match="max_pixels=1000"):
+        compressed_to_rgb("png", small, max_pixels=1000)
+
+
+def test_pillow_decompression_bomb_error_is_a_conversion_error():
+    # with no cap of ours, Pillow's own limit (2 x MAX_IMAGE_PIXELS, checked from
+    # the header in Image.open) still reads as a malformed image, not a crash
+    from PIL import Image
+
+    side = int((2 * Image.MAX_IMAGE_PIXELS) ** 0.5) + 16
+    with pytest.raises(ImageConversionError, match="cannot decode"):
+        compressed_to_rgb("png", _png_bomb(side, side, rows=1), max_pixels=None)
+
+
+def test_raw_images_over_max_pixels_are_refused_before_reading_data():
+    with pytest.raises(ImageConversionError, match="larger than max_pixels=100"):
+        image_to_rgb("rgb8", 20, 20, 60, bytes(1200), max_pixels=100)
+    assert image_to_rgb("rgb8", 10, 10, 30, bytes(300), max_pixels=100).shape == (10, 10, 3)

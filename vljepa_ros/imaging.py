@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "ImageConversionError",
     "SUPPORTED_ENCODINGS",
     "image_to_rgb",
@@ -53,6 +54,18 @@ _LAYOUT: dict[str, tuple[int, int]] = {
     "mono16": (1, 2),
 }
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUT)
+
+# Largest image accepted (width x height): 4096 x 4096 covers 4K and 12 MP
+# cameras. A compressed image is checked from its header, before decoding: a
+# 420 kB PNG of 12000 x 12000 decoded to 3.3 GB of process memory.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+def _check_pixels(height: int, width: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageConversionError(
+            f"image of {width}x{height} = {height * width} pixels is larger than max_pixels={max_pixels}"
+        )
 
 
 def _normalise_encoding(encoding: str) -> str:
@@ -118,19 +131,21 @@ def image_to_rgb(
     is_bigendian: bool = False,
     *,
     copy: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Convert the fields of a ``sensor_msgs/Image`` to an ``(H, W, 3)`` uint8 RGB array.
 
     ``step`` is the row length in bytes; bytes after ``width * channels *
     bytes_per_channel`` in each row are padding and are skipped. Raises
     :class:`ImageConversionError` (a ``ValueError``) with the reason on
-    malformed input.
+    malformed input, and on images over ``max_pixels`` (None = no cap).
     """
     name = _normalise_encoding(encoding)
     channels, depth = _LAYOUT[name]
     height, width, step = int(height), int(width), int(step)
     if height <= 0 or width <= 0:
         raise ImageConversionError(f"image has zero size ({height}x{width})")
+    _check_pixels(height, width, max_pixels)
     row_bytes = width * channels * depth
     if step < row_bytes:
         raise ImageConversionError(
@@ -153,7 +168,8 @@ def image_to_rgb(
     return _pixels_to_rgb(pixels, name, copy)
 
 
-def cv2_to_rgb(array: np.ndarray, encoding: str, *, copy: bool = False) -> np.ndarray:
+def cv2_to_rgb(array: np.ndarray, encoding: str, *, copy: bool = False,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Convert what ``cv_bridge.imgmsg_to_cv2(msg, "passthrough")`` returns to RGB uint8.
 
     cv_bridge keeps the message's channel order (BGR for bgr8, RGB for rgb8,
@@ -172,6 +188,7 @@ def cv2_to_rgb(array: np.ndarray, encoding: str, *, copy: bool = False) -> np.nd
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageConversionError(f"image has zero size ({arr.shape[0]}x{arr.shape[1]})")
+    _check_pixels(arr.shape[0], arr.shape[1], max_pixels)
     expected = np.uint16 if depth == 2 else np.uint8
     if arr.dtype != expected:
         raise ImageConversionError(f"{name} array must be {np.dtype(expected).name}, got {arr.dtype}")
@@ -180,14 +197,16 @@ def cv2_to_rgb(array: np.ndarray, encoding: str, *, copy: bool = False) -> np.nd
     return _pixels_to_rgb(arr, name, copy)
 
 
-def compressed_to_rgb(format: str, data: Any) -> np.ndarray:  # noqa: A002 (the ROS field is called format)
+def compressed_to_rgb(format: str, data: Any, *,  # noqa: A002 (the ROS field is called format)
+                      max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG or PNG) to ``(H, W, 3)`` uint8 RGB.
 
     ``format`` is the message's field, e.g. ``"jpeg"``, ``"png"`` or
     image_transport's ``"bgr8; jpeg compressed bgr8"``. The codec is detected
     from the bytes (the field is free text in practice); compressedDepth is
     rejected because it is not an image. 16-bit PNGs keep their high byte,
-    like mono16.
+    like mono16. The size is checked against ``max_pixels`` from the header,
+    before anything is decoded (a decompression bomb is a malformed image).
     """
     fmt = str(format).lower()
     if "compresseddepth" in fmt:
@@ -198,9 +217,10 @@ def compressed_to_rgb(format: str, data: Any) -> np.ndarray:  # noqa: A002 (the 
     from PIL import Image, UnidentifiedImageError  # imported here: only this path needs Pillow
 
     try:
-        with Image.open(io.BytesIO(flat.tobytes())) as img:
+        with Image.open(io.BytesIO(flat.tobytes())) as img:  # reads the header only
             if img.format not in ("JPEG", "PNG"):
                 raise ImageConversionError(f"compressed image is {img.format}, only JPEG and PNG are supported")
+            _check_pixels(img.height, img.width, max_pixels)
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16-bit grey: same rule as mono16 (high byte), not Pillow's clipping.
@@ -209,7 +229,7 @@ def compressed_to_rgb(format: str, data: Any) -> np.ndarray:  # noqa: A002 (the 
             rgb = np.asarray(img.convert("RGB"))
     except ImageConversionError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         raise ImageConversionError(f"cannot decode compressed image (format {format!r}): {exc}") from exc
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ImageConversionError(f"compressed image decoded to an empty array {rgb.shape}")
