@@ -255,3 +255,45 @@ def test_start_up_fails_clearly_on_missing_checkpoint_or_bad_value(ros, tmp_path
         PerceptionNode(parameter_overrides=[Parameter("model_path", value=str(tmp_path / "missing"))])
     with pytest.raises(ValueError, match="image_transport"):
         PerceptionNode(parameter_overrides=[Parameter("image_transport", value="theora")])
+
+
+def test_a_burst_of_service_requests_is_all_answered(harness, episode):
+    """More than the rmw default queue (10) of concurrent ~/ask requests: every
+    one gets its answer (issue 11, fault 6)."""
+    from vljepa_ros.ros.common import service_qos
+    from vljepa_ros.srv import Ask
+
+    _, frames = episode
+    t, rgb = frames[0][0], frames[0][1]
+    harness.publish_and_wait(harness.image(rgb, 400_000_000 + t), None)
+    client = harness.driver.create_client(Ask, "/perception_node/ask", qos_profile=service_qos(100))
+    try:
+        assert client.wait_for_service(timeout_sec=10)
+        futures = [client.call_async(Ask.Request(question="is the lamp on?", candidates=["yes", "no", f"{k}"]))
+                   for k in range(40)]
+        deadline = time.monotonic() + 60
+        while not all(f.done() for f in futures) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        answered = [f.result() for f in futures if f.done()]
+        assert len(answered) == 40, f"{len(answered)} of 40 requests answered"
+        assert all(r.success for r in answered)
+    finally:
+        harness.driver.destroy_client(client)
+
+
+def test_images_over_max_image_pixels_are_malformed(harness, episode):
+    from rclpy.parameter import Parameter
+
+    _, frames = episode
+    node = harness.node
+    assert node.get_parameter("max_image_pixels").value == 4096 * 4096
+    before, processed = node.malformed, node.processed
+    assert node.set_parameters([Parameter("max_image_pixels", value=100 * 100)])[0].successful
+    try:
+        t, rgb = frames[0][0], frames[0][1]  # 160 x 160 > 100 x 100
+        harness.publish_and_wait(harness.image(rgb, 500_000_000 + t), None)
+        assert node.malformed == before + 1 and node.processed == processed
+    finally:
+        node.set_parameters([Parameter("max_image_pixels", value=4096 * 4096)])
+    harness.publish_and_wait(harness.image(frames[1][1], 500_000_001 + frames[1][0]), None)
+    assert node.processed == processed + 1

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..imaging import ImageConversionError, compressed_to_rgb, cv2_to_rgb, image_to_rgb
+from ..change_detection import ChangeDetectorConfig
+from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError, compressed_to_rgb, cv2_to_rgb, image_to_rgb
 
 # Camera input: best effort, keep only the newest frame (never fall behind).
 SENSOR_QOS_LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -53,6 +58,168 @@ class StampBook:
         self._book.clear()
 
 
+class ParameterError(ValueError):
+    """Invalid parameter value(s); the message names each parameter, its value and the valid range."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """The one definition of a parameter: its default (which fixes the type),
+    description and valid values. It gives both the ROS descriptor (rclpy
+    enforces type and range on later sets) and the start-up check (rclpy
+    checks neither on declared overrides the way a user needs)."""
+
+    default: Any
+    description: str
+    range: tuple[float, float] | None = None  # inclusive, int or float parameters
+    choices: tuple[str, ...] = ()
+    read_only: bool = False
+    check: Callable[[str, Any], str | None] | None = None  # extra rule: the reason, or None
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(description=self.description, read_only=self.read_only,
+                                additional_constraints=" | ".join(self.choices))
+        if self.range is not None and isinstance(self.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(self.range[0]),
+                                                         to_value=float(self.range[1]), step=0.0)]
+        elif self.range is not None:
+            d.integer_range = [IntegerRange(from_value=int(self.range[0]), to_value=int(self.range[1]), step=1)]
+        return d
+
+    def coerce(self, name: str, value: Any) -> Any:
+        """The value as the parameter's type; ParameterError with the reason if invalid."""
+        d, bounds = self.default, "" if self.range is None else f" in [{self.range[0]}, {self.range[1]}]"
+        if isinstance(d, bool):
+            ok = isinstance(value, bool)
+            want = "true or false"
+        elif isinstance(d, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            want = "an integer" + bounds
+        elif isinstance(d, float):  # an integer is accepted: threshold:=1 is an easy slip, not an error
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+            want = "a number" + bounds
+        elif isinstance(d, str):
+            ok = isinstance(value, str)
+            want = "a string"
+        else:  # string array; [] arrives as NOT_SET (None) and is kept as [""] (an empty list has no ROS type)
+            value = [""] if value is None or (isinstance(value, (list, tuple)) and not value) else value
+            ok = isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value)
+            value = list(value) if ok else value
+            want = "a list of strings"
+        if not ok:
+            raise ParameterError(f"{name}={value!r} must be {want}")
+        reason = self.problem(name, value)
+        if reason:
+            raise ParameterError(reason)
+        return value
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """Range, choices and extra rule (the type is already right)."""
+        if self.range is not None and not self.range[0] <= value <= self.range[1]:  # NaN fails too
+            return f"{name}={value} is outside [{self.range[0]}, {self.range[1]}]"
+        if self.choices and value not in self.choices:
+            return f"{name}={value!r} must be one of: {', '.join(self.choices)}"
+        return self.check(name, value) if self.check is not None else None
+
+
+def phrase_bank_problem(name: str, value) -> str | None:
+    """A phrase bank: non-empty phrases, or [] / [''] for the model's own bank."""
+    if list(value) in ([], [""]) or all(t.strip() for t in value):
+        return None
+    return f"{name}: phrases must be non-empty strings ([] or [''] = the model's bank), got {list(value)!r}"
+
+
+def bank_value(value) -> list[str] | None:
+    """[] and [''] mean "the model's bank" (None); otherwise the phrases."""
+    texts = [t for t in (value or []) if t]
+    return texts or None
+
+
+def declare_params(node: Node, table: dict[str, Param]) -> dict:
+    """Declare every parameter of ``table``; returns {name: value}.
+
+    Each parameter is first declared untyped to read the value the user gave
+    (params file, -p, launch) whatever its type, checked with the table, then
+    declared again with its typed descriptor and the checked value. All
+    problems are collected and raised as one ParameterError. Later sets: rclpy
+    enforces type and range from the descriptor; integers for float
+    parameters are converted (pre-set callback), and ``update_problem`` checks
+    choices and extra rules."""
+    values, problems = {}, []
+    for name, spec in table.items():
+        raw = node.declare_parameter(name, spec.default, ParameterDescriptor(dynamic_typing=True)).value
+        try:
+            values[name] = spec.coerce(name, raw)
+        except ParameterError as e:
+            problems.append(str(e))
+            values[name] = spec.default
+        node.undeclare_parameter(name)
+        node.declare_parameter(name, values[name], spec.descriptor(), ignore_override=True)
+    if problems:
+        raise ParameterError("invalid parameters: " + "; ".join(problems))
+
+    def ints_to_floats(params):
+        return [Parameter(p.name, value=float(p.value))
+                if p.name in table and isinstance(table[p.name].default, float) and p.type_ == Parameter.Type.INTEGER
+                else p for p in params]
+
+    node.add_pre_set_parameters_callback(ints_to_floats)
+    return values
+
+
+def update_problem(table: dict[str, Param], params) -> str | None:
+    """The reason a run-time update is refused (choices, extra rules), or None."""
+    for p in params:
+        spec = table.get(p.name)
+        if spec is not None and p.type_ != Parameter.Type.NOT_SET:
+            try:
+                spec.coerce(p.name, p.value)
+            except ParameterError as e:
+                return str(e)
+    return None
+
+
+# ChangeDetectorConfig fields exposed as parameters. The change detector runs
+# in decoder_node (events) and in perception_node (when to estimate the
+# action); config/perception.yaml sets them once for both.
+_CD = ChangeDetectorConfig()
+CHANGE_PARAMS: dict[str, Param] = {
+    "smoothing": Param(_CD.smoothing, "EMA weight of the newest embedding (1 = no smoothing).", (0.01, 1.0)),
+    "threshold": Param(_CD.threshold, "Cosine distance to the current state's embedding that starts a change.",
+                       (0.001, 1.99)),  # ChangeDetectorConfig: (0, 2)
+    "hysteresis": Param(_CD.hysteresis, "A change is cancelled when the distance falls to threshold - hysteresis.",
+                        (0.0, 1.0)),
+    "min_dwell_s": Param(_CD.min_dwell_s, "Seconds (camera time) a change must persist before it counts.",
+                         (0.0, 60.0)),
+    "settle_s": Param(_CD.settle_s, "Seconds the new state must be still before it is decoded.", (0.0, 60.0)),
+    "settle_fraction": Param(_CD.settle_fraction, "'Still' = moving less than settle_fraction * threshold.",
+                             (0.0, 1.0)),
+    "max_settle_s": Param(_CD.max_settle_s, "Decode a confirmed change after this long even if it never settles.",
+                          (0.0, 600.0)),
+    "max_silence_s": Param(_CD.max_silence_s, "Heartbeat event after this long without a decode; 0 = off.",
+                           (0.0, 86400.0)),
+}
+
+
+def change_config(values: dict, current=None) -> ChangeDetectorConfig:
+    """A ChangeDetectorConfig from parameter values (over ``current``); ParameterError
+    if the combination is invalid (e.g. hysteresis >= threshold)."""
+    fields = {k: float(v) for k, v in values.items() if k in CHANGE_PARAMS}
+    try:
+        return dataclasses.replace(current, **fields) if current is not None else ChangeDetectorConfig(**fields)
+    except ValueError as e:
+        raise ParameterError(str(e)) from e
+
+
+def updated_change_config(current, params, names=tuple(CHANGE_PARAMS)):
+    """``current`` ChangeDetectorConfig with a parameter update's values for
+    ``names`` applied; ValueError (with the reason) if the result is invalid."""
+    return change_config({p.name: p.value for p in params if p.name in names}, current)
+
+
+# The interface before the parameter tables, kept while memory_node uses it
+# (declare_params is the one to use: it also checks start-up values and types).
 def declare(node: Node, name: str, default, description: str, *, read_only: bool = False,
             int_range: tuple[int, int] | None = None, float_range: tuple[float, float] | None = None,
             additional: str = ""):
@@ -74,40 +241,25 @@ def check_range(name: str, value, low, high) -> str | None:
     return None
 
 
-# ChangeDetectorConfig fields exposed as parameters: (range, description). The
-# change detector runs in decoder_node (events) and in perception_node (when to
-# estimate the action); config/perception.yaml sets them once for both.
-CHANGE_PARAMS = {
-    "smoothing": ((0.01, 1.0), "EMA weight of the newest embedding (1 = no smoothing)."),
-    "threshold": ((0.001, 2.0), "Cosine distance to the current state's embedding that starts a change."),
-    "hysteresis": ((0.0, 1.0), "A change is cancelled when the distance falls to threshold - hysteresis."),
-    "min_dwell_s": ((0.0, 60.0), "Seconds (camera time) a change must persist before it counts."),
-    "settle_s": ((0.0, 60.0), "Seconds the new state must be still before it is decoded."),
-    "settle_fraction": ((0.0, 1.0), "'Still' = moving less than settle_fraction * threshold."),
-    "max_settle_s": ((0.0, 600.0), "Decode a confirmed change after this long even if it never settles."),
-    "max_silence_s": ((0.0, 86400.0), "Heartbeat event after this long without a decode; 0 = off."),
-}
-
-
 def declare_change_detector(node: Node, names=tuple(CHANGE_PARAMS)) -> tuple[dict, list[str]]:
-    """Declare the change-detector parameters; returns (values, start-up range problems)."""
-    from ..change_detection import ChangeDetectorConfig
-
-    defaults = ChangeDetectorConfig()
-    values = {n: declare(node, n, float(getattr(defaults, n)), CHANGE_PARAMS[n][1], float_range=CHANGE_PARAMS[n][0])
-              for n in names}
-    return values, [p for p in (check_range(n, v, *CHANGE_PARAMS[n][0]) for n, v in values.items()) if p]
+    """Declare the change-detector parameters; returns (values, start-up problems)."""
+    try:
+        return declare_params(node, {n: CHANGE_PARAMS[n] for n in names}), []
+    except ParameterError as e:
+        return {n: CHANGE_PARAMS[n].default for n in names}, [str(e)]
 
 
-def updated_change_config(current, params, names=tuple(CHANGE_PARAMS)):
-    """``current`` ChangeDetectorConfig with a parameter update's values for
-    ``names`` applied; ValueError (with the reason) if the result is invalid."""
-    return dataclasses.replace(current, **{p.name: float(p.value) for p in params if p.name in names})
+# Services: requests beyond the queue depth were never answered (rmw default
+# depth 10); a deep queue answers bursts, each request in turn.
+def service_qos(depth: int) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
 
 
-def make_image_converter(prefer_cv_bridge: bool):
+def make_image_converter(prefer_cv_bridge: bool, max_pixels=lambda: DEFAULT_MAX_PIXELS):
     """msg -> RGB uint8 (H,W,3). cv_bridge where installed (ROS machines), the
-    project's own conversion otherwise; both give the same array."""
+    project's own conversion otherwise; both give the same array. ``max_pixels()``
+    is the current cap (a parameter that may change at run time)."""
     bridge = None
     if prefer_cv_bridge:
         try:
@@ -119,15 +271,19 @@ def make_image_converter(prefer_cv_bridge: bool):
 
     def convert_raw(msg) -> np.ndarray:
         if bridge is not None:
+            if msg.height * msg.width > max_pixels():  # checked before cv_bridge copies the buffer
+                raise ImageConversionError(f"image of {msg.width}x{msg.height} pixels is larger than "
+                                           f"max_pixels={max_pixels()}")
             try:
                 array = bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
             except Exception as e:  # cv_bridge raises its own CvBridgeError types
                 raise ImageConversionError(f"cv_bridge: {e}") from e
-            return cv2_to_rgb(array, msg.encoding)
-        return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+            return cv2_to_rgb(array, msg.encoding, max_pixels=max_pixels())
+        return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian),
+                            max_pixels=max_pixels())
 
     def convert_compressed(msg) -> np.ndarray:
-        return compressed_to_rgb(msg.format, msg.data)
+        return compressed_to_rgb(msg.format, msg.data, max_pixels=max_pixels())
 
     return convert_raw, convert_compressed, bridge is not None
 

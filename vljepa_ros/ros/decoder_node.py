@@ -9,6 +9,7 @@ Never sees pixels. A thin adapter around vljepa_ros.semantic_events:
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -21,17 +22,20 @@ from std_msgs.msg import Header
 
 from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent
 
-from ..change_detection import ChangeDetectorConfig
 from ..checkpoint import CheckpointError, load_model
 from ..semantic_events import DECODE_MODES, SemanticEventDecoder
 from .common import (
+    CHANGE_PARAMS,
     RELIABLE_QOS,
+    Param,
     StampBook,
-    check_range,
-    declare,
-    declare_change_detector,
+    bank_value,
+    change_config,
+    declare_params,
+    phrase_bank_problem,
     run_node,
     stamp_to_s,
+    update_problem,
     updated_change_config,
 )
 
@@ -40,42 +44,39 @@ KINDS = {"initial": SemanticEvent.KIND_INITIAL, "change": SemanticEvent.KIND_CHA
          "heartbeat": SemanticEvent.KIND_HEARTBEAT}
 
 
+PARAMS: dict[str, Param] = {
+    "model_path": Param("", "Checkpoint directory ('~' expanded); empty = the shipped default model.",
+                        read_only=True),
+    "decode_mode": Param("generative", "'generative': the small text decoder; 'retrieval': nearest phrase of "
+                         "text_bank.", choices=DECODE_MODES),
+    "text_bank": Param([""], "Phrases for retrieval decoding; [] or [''] = the model's state bank.",
+                       check=phrase_bank_problem),
+    "action_match_s": Param(2.0, "Attach an ActionEstimate to a change event if its 'after' stamp is within this "
+                            "many seconds of the frame that decided the event (and not before the change "
+                            "began).", (0.0, 60.0)),
+    "action_wait_s": Param(0.3, "A change event waits up to this long (camera time) for its ActionEstimate, "
+                           "which travels on another topic; 0 = never wait.", (0.0, 10.0)),
+    "stats_rate_hz": Param(1.0, "Rate of ~/stats.", (0.01, 100.0), read_only=True),
+    "camera_pose_frame": Param("", "Fixed frame for SemanticEvent.camera_pose via TF; empty = no pose.",
+                               read_only=True),
+    **CHANGE_PARAMS,
+}
+
+
 class DecoderNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        model_path = declare(self, "model_path", "", "Checkpoint directory; empty = the shipped default model.",
-                             read_only=True)
-        mode = declare(self, "decode_mode", "generative",
-                       "'generative': the small text decoder; 'retrieval': nearest phrase of text_bank.",
-                       additional="generative | retrieval")
-        text_bank = declare(self, "text_bank", [""], "Phrases for retrieval decoding; [''] = the model's state bank.")
-        action_match_s = declare(self, "action_match_s", 2.0,
-                                 "Attach an ActionEstimate to a change event if its 'after' stamp is within this many "
-                                 "seconds of the frame that decided the event (and not before the change began).",
-                                 float_range=(0.0, 60.0))
-        action_wait_s = declare(self, "action_wait_s", 0.3,
-                                "A change event waits up to this long (camera time) for its ActionEstimate, "
-                                "which travels on another topic; 0 = never wait.", float_range=(0.0, 10.0))
-        stats_rate = declare(self, "stats_rate_hz", 1.0, "Rate of ~/stats.", float_range=(0.01, 100.0))
-        self.pose_frame = declare(self, "camera_pose_frame", "",
-                                  "Fixed frame for SemanticEvent.camera_pose via TF; empty = no pose.")
-        values, problems = declare_change_detector(self)
-        problems += [None if mode in DECODE_MODES else f"decode_mode={mode!r} must be one of {DECODE_MODES}",
-                     check_range("action_match_s", action_match_s, 0.0, 60.0),
-                     check_range("action_wait_s", action_wait_s, 0.0, 10.0),
-                     check_range("stats_rate_hz", stats_rate, 0.01, 100.0)]
-        problems = [p for p in problems if p]
-        try:
-            config = ChangeDetectorConfig(**values)
-        except ValueError as e:
-            problems.append(str(e))
-        if problems:
-            raise ValueError("invalid parameters: " + "; ".join(problems))
+        p = declare_params(self, PARAMS)
+        config = change_config(p)
+        self.pose_frame = p["camera_pose_frame"]
+        model_path = os.path.expanduser(p["model_path"])
         try:
             checkpoint = load_model(model_path or None)
         except CheckpointError as e:
-            raise RuntimeError(f"cannot load the model: {e}") from e
-        self.decoder = SemanticEventDecoder(checkpoint, mode, config, [t for t in text_bank if t] or None,
+            raise RuntimeError(f"cannot load the model (model_path={model_path!r}): {e}") from e
+        mode, action_match_s, action_wait_s = p["decode_mode"], p["action_match_s"], p["action_wait_s"]
+        stats_rate = p["stats_rate_hz"]
+        self.decoder = SemanticEventDecoder(checkpoint, mode, config, bank_value(p["text_bank"]),
                                             action_match_s, action_wait_s)
         warm_up_ms = self.decoder.warm_up()  # the first event does not wait for lazy set-up
         self.model_id = checkpoint.model_id
@@ -108,18 +109,18 @@ class DecoderNode(Node):
                                f"warm-up {warm_up_ms:.0f} ms")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        mode = self.decoder.mode
+        reason = update_problem(PARAMS, params)
         text_bank = None
         for param in params:
-            if param.name == "decode_mode":
-                mode = param.value
-            elif param.name == "text_bank":
-                text_bank = [t for t in (param.value or []) if t]
+            if param.name == "text_bank":
+                text_bank = bank_value(param.value) or []
         try:
+            if reason is not None:
+                raise ValueError(reason)
             config = updated_change_config(self.decoder.config, params)
-            if mode not in DECODE_MODES:  # the reason names the parameter
-                raise ValueError(f"decode_mode={mode!r} must be one of {DECODE_MODES}")
-            self.decoder.set_mode(mode)
+            for param in params:
+                if param.name == "decode_mode":
+                    self.decoder.set_mode(param.value)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         self.decoder.set_config(config)

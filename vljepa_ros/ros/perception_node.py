@@ -16,6 +16,7 @@ counted), so latency stays bounded instead of a queue growing.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -27,20 +28,23 @@ from sensor_msgs.msg import CompressedImage, Image
 from vljepa_ros.msg import ActionEstimate, SemanticEmbedding, WorldState
 from vljepa_ros.srv import Ask, PredictOutcome
 
-from ..change_detection import ChangeDetectorConfig
 from ..checkpoint import CheckpointError, load_model
-from ..imaging import ImageConversionError
+from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError
 from ..perception import ACTION_OUTCOME_WEIGHT_MAX, PerceptionConfig, PerceptionPipeline
 from .common import (
     CHANGE_PARAMS,
     RELIABLE_QOS,
     SENSOR_QOS_LATEST,
+    Param,
     StampBook,
-    check_range,
-    declare,
-    declare_change_detector,
+    bank_value,
+    change_config,
+    declare_params,
     make_image_converter,
+    phrase_bank_problem,
     run_node,
+    service_qos,
+    update_problem,
     updated_change_config,
 )
 
@@ -49,83 +53,74 @@ NODE_NAME = "perception_node"
 # (all but the heartbeat, which only concerns events)
 CHANGE_DETECTOR = tuple(n for n in CHANGE_PARAMS if n != "max_silence_s")
 
+PARAMS: dict[str, Param] = {
+    "model_path": Param("", "Checkpoint directory ('~' expanded); empty = the shipped default model.",
+                        read_only=True),
+    "image_transport": Param("raw", "'raw': sensor_msgs/Image on 'image'; 'compressed': CompressedImage on "
+                             "'image/compressed'.", choices=("raw", "compressed"), read_only=True),
+    "use_cv_bridge": Param(True, "Convert images with cv_bridge when it is installed (else the built-in "
+                           "conversion of rgb8, bgr8, rgba8, bgra8, mono8, mono16).", read_only=True),
+    "threads": Param(1, "torch intra-op threads for inference (1: keeps up best when other processes share "
+                     "the CPU).", (1, 64), read_only=True),
+    "window_frames": Param(0, "Frames per window; 0 = the model's window size.", (0, 64), read_only=True),
+    "max_rate_hz": Param(0.0, "Upper bound on processed frames per second (camera time); 0 = every frame the "
+                         "node can keep up with.", (0.0, 240.0)),
+    "max_image_pixels": Param(DEFAULT_MAX_PIXELS, "Largest image accepted, in pixels (width x height); larger "
+                              "images, and compressed images that would decode larger (decompression bombs), "
+                              "are counted as malformed.", (1, 1 << 28)),
+    "service_queue_depth": Param(100, "Requests ~/ask and ~/predict_outcome queue while one is answered "
+                                 "(the rmw default, 10, left the rest unanswered).", (1, 10_000),
+                                 read_only=True),
+    "state_query": Param("", "Query that conditions the state embedding; empty = the model's default."),
+    "state_bank": Param([""], "State phrases ranked on ~/world_state; [] or [''] = the model's bank.",
+                        check=phrase_bank_problem),
+    "action_bank": Param([""], "Action phrases ranked on ~/action; [] or [''] = the model's bank.",
+                         check=phrase_bank_problem),
+    "world_state_top_k": Param(3, "Labels on ~/world_state.", (1, 100)),
+    "action_top_k": Param(3, "Actions on ~/action.", (1, 100)),
+    "action_outcome_weight": Param(
+        PerceptionConfig.action_outcome_weight,
+        "Weight of the world model's check in ~/action: each action's score + this x the cosine between the "
+        "outcome predicted for it from the window before and the state seen after; 0 = off.",
+        (0.0, ACTION_OUTCOME_WEIGHT_MAX)),
+    # the change detector that decides when ~/action is estimated: the same
+    # parameters as decoder_node's, so an action is ready for each event
+    **{n: CHANGE_PARAMS[n] for n in CHANGE_DETECTOR},
+}
+
 
 class PerceptionNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = {
-            "model_path": declare(self, "model_path", "", "Checkpoint directory; empty = the shipped default model.",
-                                  read_only=True),
-            "image_transport": declare(self, "image_transport", "raw",
-                                       "'raw': sensor_msgs/Image on 'image'; 'compressed': CompressedImage on "
-                                       "'image/compressed'.", read_only=True, additional="raw | compressed"),
-            "use_cv_bridge": declare(self, "use_cv_bridge", True,
-                                     "Convert images with cv_bridge when it is installed (else the built-in "
-                                     "conversion of rgb8, bgr8, rgba8, bgra8, mono8, mono16).", read_only=True),
-            "threads": declare(self, "threads", 1, "torch intra-op threads for inference (1: keeps up best when "
-                               "other processes share the CPU).", read_only=True, int_range=(1, 64)),
-            "window_frames": declare(self, "window_frames", 0,
-                                     "Frames per window; 0 = the model's window size.", read_only=True,
-                                     int_range=(0, 64)),
-            "max_rate_hz": declare(self, "max_rate_hz", 0.0,
-                                   "Upper bound on processed frames per second (camera time); 0 = every frame "
-                                   "the node can keep up with.", float_range=(0.0, 240.0)),
-            "state_query": declare(self, "state_query", "",
-                                   "Query that conditions the state embedding; empty = the model's default."),
-            "state_bank": declare(self, "state_bank", [""],
-                                  "State phrases ranked on ~/world_state; [''] = the model's bank."),
-            "action_bank": declare(self, "action_bank", [""],
-                                   "Action phrases ranked on ~/action; [''] = the model's bank."),
-            "world_state_top_k": declare(self, "world_state_top_k", 3, "Labels on ~/world_state.",
-                                         int_range=(1, 100)),
-            "action_top_k": declare(self, "action_top_k", 3, "Actions on ~/action.", int_range=(1, 100)),
-            "action_outcome_weight": declare(
-                self, "action_outcome_weight", PerceptionConfig.action_outcome_weight,
-                "Weight of the world model's check in ~/action: each action's score + this x the cosine between "
-                "the outcome predicted for it from the window before and the state seen after; 0 = off.",
-                float_range=(0.0, ACTION_OUTCOME_WEIGHT_MAX)),
-        }
-        # the change detector that decides when ~/action is estimated: the same
-        # parameters as decoder_node's, so an action is ready for each event
-        change, change_problems = declare_change_detector(self, CHANGE_DETECTOR)
-        problems = [r for r in (
-            None if p["image_transport"] in ("raw", "compressed") else
-            f"image_transport={p['image_transport']!r} must be 'raw' or 'compressed'",
-            check_range("threads", p["threads"], 1, 64), check_range("window_frames", p["window_frames"], 0, 64),
-            check_range("max_rate_hz", p["max_rate_hz"], 0.0, 240.0),
-            check_range("world_state_top_k", p["world_state_top_k"], 1, 100),
-            check_range("action_top_k", p["action_top_k"], 1, 100),
-            check_range("action_outcome_weight", p["action_outcome_weight"], 0.0, ACTION_OUTCOME_WEIGHT_MAX),
-        ) if r] + change_problems
+        p = declare_params(self, PARAMS)
+        change = change_config(p)
+        model_path = os.path.expanduser(p["model_path"])
         try:
-            change_config = ChangeDetectorConfig(**change)
-        except ValueError as e:
-            problems.append(str(e))
-        if problems:
-            raise ValueError("invalid parameters: " + "; ".join(problems))
-        try:
-            checkpoint = load_model(p["model_path"] or None)
+            checkpoint = load_model(model_path or None)
         except CheckpointError as e:
-            raise RuntimeError(f"cannot load the model: {e}") from e
+            raise RuntimeError(f"cannot load the model (model_path={model_path!r}): {e}") from e
         self.pipeline = PerceptionPipeline(
             checkpoint,
             PerceptionConfig(window_frames=p["window_frames"], world_state_top_k=p["world_state_top_k"],
-                             action_top_k=p["action_top_k"], change=change_config,
+                             action_top_k=p["action_top_k"], change=change,
                              threads=p["threads"], action_outcome_weight=p["action_outcome_weight"]),
-            state_bank=_bank(p["state_bank"]), action_bank=_bank(p["action_bank"]))
+            state_bank=bank_value(p["state_bank"]), action_bank=bank_value(p["action_bank"]))
         if p["state_query"]:
             self.pipeline.set_state_query(p["state_query"])
         warm_up_ms = self.pipeline.warm_up()  # before subscribing: the first frames are not lost
         self.max_rate_hz = p["max_rate_hz"]
+        self.max_image_pixels = p["max_image_pixels"]
         self.add_on_set_parameters_callback(self._validate_parameters)
 
         self.embedding_pub = self.create_publisher(SemanticEmbedding, "~/embedding", RELIABLE_QOS)
         self.world_state_pub = self.create_publisher(WorldState, "~/world_state", RELIABLE_QOS)
         self.action_pub = self.create_publisher(ActionEstimate, "~/action", RELIABLE_QOS)
-        self.create_service(PredictOutcome, "~/predict_outcome", self._on_predict_outcome)
-        self.create_service(Ask, "~/ask", self._on_ask)
+        services = service_qos(p["service_queue_depth"])
+        self.create_service(PredictOutcome, "~/predict_outcome", self._on_predict_outcome, qos_profile=services)
+        self.create_service(Ask, "~/ask", self._on_ask, qos_profile=services)
 
-        convert_raw, convert_compressed, self.using_cv_bridge = make_image_converter(p["use_cv_bridge"])
+        convert_raw, convert_compressed, self.using_cv_bridge = make_image_converter(
+            p["use_cv_bridge"], lambda: self.max_image_pixels)
         if p["image_transport"] == "compressed":
             self._convert = convert_compressed
             self.create_subscription(CompressedImage, "image/compressed", self._on_image, SENSOR_QOS_LATEST)
@@ -154,26 +149,26 @@ class PerceptionNode(Node):
 
     # ---- parameters --------------------------------------------------------------
     def _validate_parameters(self, params) -> SetParametersResult:
-        for param in params:
-            if param.name in ("state_bank", "action_bank"):
-                value = list(param.value or [])
-                if any(not isinstance(t, str) for t in value) or (value != [""] and any(not t.strip() for t in value)):
-                    reason = f"{param.name}: phrases must be non-empty strings ([''] = model default)"
-                    return SetParametersResult(successful=False, reason=reason)
-        try:
-            change_config = updated_change_config(self.pipeline.config.change, params, CHANGE_DETECTOR)
-        except ValueError as e:
-            return SetParametersResult(successful=False, reason=str(e))
+        reason = update_problem(PARAMS, params)
+        if reason is None:
+            try:
+                change = updated_change_config(self.pipeline.config.change, params, CHANGE_DETECTOR)
+            except ValueError as e:
+                reason = str(e)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
         # Valid: apply (ranges and read-only are enforced by rclpy from the descriptors).
         for param in params:
             if param.name == "state_bank":
-                self.pipeline.set_banks(state_bank=_bank(param.value) or [])
+                self.pipeline.set_banks(state_bank=bank_value(param.value) or [])
             elif param.name == "action_bank":
-                self.pipeline.set_banks(action_bank=_bank(param.value) or [])
+                self.pipeline.set_banks(action_bank=bank_value(param.value) or [])
             elif param.name == "state_query":
                 self.pipeline.set_state_query(param.value or self.pipeline.checkpoint.queries.get("state", ""))
             elif param.name == "max_rate_hz":
                 self.max_rate_hz = float(param.value)
+            elif param.name == "max_image_pixels":
+                self.max_image_pixels = int(param.value)
             elif param.name == "world_state_top_k":
                 self.pipeline.config.world_state_top_k = int(param.value)
             elif param.name == "action_top_k":
@@ -181,7 +176,7 @@ class PerceptionNode(Node):
             elif param.name == "action_outcome_weight":
                 self.pipeline.config.action_outcome_weight = float(param.value)
         if any(p.name in CHANGE_DETECTOR for p in params):
-            self.pipeline.set_change_config(change_config)
+            self.pipeline.set_change_config(change)
         return SetParametersResult(successful=True)
 
     # ---- frames ------------------------------------------------------------------
@@ -307,12 +302,6 @@ class PerceptionNode(Node):
             self._cv.notify_all()
         self._worker.join(timeout=5.0)
         return super().destroy_node()
-
-
-def _bank(value) -> list[str] | None:
-    """[''] (or empty) means "the model's bank"."""
-    texts = [t for t in (value or []) if t]
-    return texts or None
 
 
 def main(args=None) -> None:
