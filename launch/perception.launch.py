@@ -7,13 +7,22 @@
 Arguments (all strings, as on the command line):
   image_topic      camera topic; with image_transport:=compressed the node
                    reads <image_topic>/compressed (the image_transport convention)
-  image_transport  raw | compressed (perception_node parameter of the same name)
+  image_transport  raw | compressed (perception_node parameter of the same name);
+                   "" = the params file's value (shipped: raw)
   params_file      YAML with both nodes' parameters (default: the installed
                    share/vljepa_ros/config/perception.yaml)
-  model_path       model directory; "" = the model shipped with the package
+  model_path       model directory; "" = the params file's value (shipped: the
+                   model shipped with the package)
   namespace        pushes a ROS namespace on both nodes ("" = none); topics are
                    relative, so the whole pipeline moves with it
   use_sim_time     true to follow /clock (bag replay, simulation)
+
+Launch arguments always win over params_file: the file is resolved for each
+node (rcl's matching rule, vljepa_ros.ros.launch_support) and each node gets
+one file, the file's values then the arguments given. model_path and
+image_transport left empty keep the file's values. A node that exits at
+start-up (bad parameter, missing model: its FATAL line says which) stops the
+launch, with a non-zero exit status.
 
 Graph: perception_node subscribes to the relative topics "image" (raw) and
 "image/compressed"; both are remapped here. decoder_node reads "embedding" and
@@ -21,11 +30,10 @@ Graph: perception_node subscribes to the relative topics "image" (raw) and
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, Shutdown
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node, PushRosNamespace
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "vljepa_ros"
@@ -50,7 +58,7 @@ def generate_launch_description():
             description="YAML file with the parameters of perception_node and decoder_node."),
         DeclareLaunchArgument(
             "model_path", default_value="",
-            description="Model directory; empty = the model shipped with vljepa_ros."),
+            description="Model directory; empty = params_file's model_path (shipped: the model of vljepa_ros)."),
         DeclareLaunchArgument(
             "namespace", default_value="",
             description="ROS namespace pushed on both nodes; empty = none."),
@@ -58,28 +66,48 @@ def generate_launch_description():
             "use_sim_time", default_value="false", choices=["true", "false", "True", "False"],
             description="Use /clock (simulation, bag replay) instead of the system clock."),
         DeclareLaunchArgument(
-            "image_transport", default_value="raw", choices=["raw", "compressed"],
-            description="Subscribe to raw sensor_msgs/Image or to sensor_msgs/CompressedImage."),
+            "image_transport", default_value="",
+            description="raw (sensor_msgs/Image) | compressed (CompressedImage); empty = params_file's "
+                        "(shipped: raw)."),
     ]
 
-    # Typed values: "" must stay a string and "true" must become a bool.
-    common = {
-        "model_path": ParameterValue(model_path, value_type=str),
-        "use_sim_time": ParameterValue(use_sim_time, value_type=bool),
-    }
+    group = GroupAction([
+        PushRosNamespace(
+            namespace=namespace,
+            condition=IfCondition(PythonExpression(["'", namespace, "' != ''"])),
+        ),
+        OpaqueFunction(function=_nodes, args=[image_topic, params_file, model_path, image_transport,
+                                              use_sim_time]),
+    ])
+    return LaunchDescription(arguments + [group])
 
+
+def _on_exit(event, context):
+    from vljepa_ros.ros.launch_support import exit_outcome
+
+    reason = exit_outcome(event.action.name, event.returncode, context.is_shutdown)
+    return [Shutdown(reason=reason)] if reason else None
+
+
+def _nodes(context, image_topic, params_file, model_path, image_transport, use_sim_time):
+    from vljepa_ros.ros.launch_support import node_params_file, pipeline_overrides
+
+    text = [s.perform(context) for s in (image_topic, params_file, model_path, image_transport, use_sim_time)]
+    image_topic, params_file = text[0], text[1]
+    perception_args, decoder_args = pipeline_overrides(*text[2:])
+    namespace = context.launch_configurations.get("ros_namespace", "")  # set by PushRosNamespace
     perception = Node(
         package=PACKAGE,
         executable="perception_node",
         name="perception_node",
         output="screen",
         emulate_tty=True,
-        parameters=[params_file, common,
-                    {"image_transport": ParameterValue(image_transport, value_type=str)}],
+        parameters=[node_params_file(params_file, namespace, "perception_node", perception_args)],
         remappings=[
             ("image", image_topic),
-            ("image/compressed", [image_topic, "/compressed"]),
+            ("image/compressed", image_topic.rstrip("/") + "/compressed"),
         ],
+        on_exit=_on_exit,
     )
     decoder = Node(
         package=PACKAGE,
@@ -87,19 +115,11 @@ def generate_launch_description():
         name="decoder_node",
         output="screen",
         emulate_tty=True,
-        parameters=[params_file, common],
+        parameters=[node_params_file(params_file, namespace, "decoder_node", decoder_args)],
         remappings=[
             ("embedding", "perception_node/embedding"),
             ("action", "perception_node/action"),
         ],
+        on_exit=_on_exit,
     )
-
-    group = GroupAction([
-        PushRosNamespace(
-            namespace=namespace,
-            condition=IfCondition(PythonExpression(["'", namespace, "' != ''"])),
-        ),
-        perception,
-        decoder,
-    ])
-    return LaunchDescription(arguments + [group])
+    return [perception, decoder]

@@ -6,16 +6,19 @@ sim_camera_node plays a scripted MuJoCo episode on /camera/image_raw and
 publishes /clock (time_source sim); perception.launch.py is included with
 use_sim_time:=true, so every stamp downstream is episode time. The ground
 truth of every frame is on /camera/ground_truth (JSON) for comparison with
-/semantic_events. Without the ROS launch tools, use the in-process bringup
-documented in the README (same nodes, same YAML).
+/semantic_events. The camera starts its episode only once perception_node has
+subscribed (it subscribes after loading and warming up its model, 6-8 s), so
+no frame of the episode is lost; a bad argument (image_size:=abc) stops the
+launch naming it, and a node that exits stops the launch. Without the ROS
+launch tools, use the in-process bringup documented in the README (same
+nodes, same YAML).
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction, Shutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "vljepa_ros"
@@ -35,20 +38,7 @@ def generate_launch_description():
                               description="Square image size in pixels, [32, 1024]."),
     ]
 
-    camera = Node(
-        package=PACKAGE,
-        executable="sim_camera_node",
-        name="sim_camera",
-        output="screen",
-        emulate_tty=True,
-        parameters=[{
-            "episode_seed": ParameterValue(episode_seed, value_type=int),
-            "fps": ParameterValue(fps, value_type=float),
-            "image_size": ParameterValue(image_size, value_type=int),
-            "split": "test",
-            "time_source": "sim",
-        }],
-    )
+    camera = OpaqueFunction(function=_camera, args=[episode_seed, fps, image_size])
 
     perception = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
@@ -59,3 +49,33 @@ def generate_launch_description():
         }.items(),
     )
     return LaunchDescription(arguments + [camera, perception])
+
+
+def _on_exit(event, context):
+    from vljepa_ros.ros.launch_support import exit_outcome
+
+    reason = exit_outcome(event.action.name, event.returncode, context.is_shutdown)
+    return [Shutdown(reason=reason)] if reason else None
+
+
+def _camera(context, episode_seed, fps, image_size):
+    from vljepa_ros.ros.launch_support import typed_argument
+
+    # typed here so that a bad value names its argument; ranges are the node's
+    params = {
+        "episode_seed": typed_argument("episode_seed", episode_seed.perform(context), int),
+        "fps": typed_argument("fps", fps.perform(context), float),
+        "image_size": typed_argument("image_size", image_size.perform(context), int),
+        "split": "test",
+        "time_source": "sim",
+        "wait_for_subscribers": 1,  # perception_node: the episode starts when it listens
+    }
+    return [Node(
+        package=PACKAGE,
+        executable="sim_camera_node",
+        name="sim_camera",
+        output="screen",
+        emulate_tty=True,
+        parameters=[params],
+        on_exit=_on_exit,
+    )]

@@ -22,7 +22,7 @@ EXPECTED = {
                       "image_transport"},
         "executables": {"perception_node", "decoder_node"},
         "defaults": {"image_topic": "/camera/image_raw", "model_path": "", "namespace": "",
-                     "use_sim_time": "false", "image_transport": "raw"},
+                     "use_sim_time": "false", "image_transport": ""},
     },
     "sim_demo.launch.py": {
         "arguments": {"episode_seed", "fps", "image_size"},
@@ -89,13 +89,18 @@ def test_launch_file_declares_arguments_and_existing_executables(name):
 
 def test_perception_launch_remaps_and_includes():
     text = (LAUNCH / "perception.launch.py").read_text()
-    for remap in ('("image", image_topic)', '("image/compressed", [image_topic, "/compressed"])',
+    for remap in ('("image", image_topic)', '("image/compressed", image_topic.rstrip("/") + "/compressed")',
                   '("embedding", "perception_node/embedding")', '("action", "perception_node/action")'):
         assert remap in text
     assert '"config", "perception.yaml"' in text
+    # parameters reach the nodes through launch_support (tested in test_launch_params), and a
+    # node that exits ends the launch
+    assert "node_params_file(params_file, namespace, \"perception_node\"" in text
+    assert text.count("on_exit=_on_exit") == 2
     demo = (LAUNCH / "sim_demo.launch.py").read_text()
     assert '"perception.launch.py"' in demo and '"use_sim_time": "true"' in demo
-    assert '"time_source": "sim"' in demo
+    assert '"time_source": "sim"' in demo and '"wait_for_subscribers": 1' in demo
+    assert "on_exit=_on_exit" in demo
 
 
 def _launch_tools():
@@ -118,3 +123,42 @@ def test_launch_file_loads_with_ros_launch(name):
     description = source.try_get_launch_description_without_context()
     declared = {a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)}
     assert declared == EXPECTED[name]["arguments"]
+
+
+def _run_launch(name, arguments, timeout_s):
+    """ros2 launch <name> <arguments> through LaunchService: its return code."""
+    import asyncio
+
+    from launch import LaunchDescription, LaunchService
+    from launch.actions import IncludeLaunchDescription, TimerAction
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    service = LaunchService()
+    service.include_launch_description(LaunchDescription([
+        IncludeLaunchDescription(PythonLaunchDescriptionSource(str(LAUNCH / name)),
+                                 launch_arguments=arguments.items()),
+        TimerAction(period=timeout_s, actions=[]),
+    ]))
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(service.run_async(), timeout_s + 30))
+    finally:
+        loop.close()
+
+
+def test_launch_stops_non_zero_when_a_node_dies_at_start_up():
+    """Under the official launch tools (skipped where they are not installed):
+    model_path:=/nonexistent reaches perception_node, which exits naming it,
+    and the launch ends non-zero instead of running on."""
+    _launch_tools()
+    import time
+
+    start = time.monotonic()
+    code = _run_launch("perception.launch.py", {"model_path": "/nonexistent/model"}, timeout_s=120)
+    assert code != 0
+    assert time.monotonic() - start < 100, "the launch kept running after perception_node died"
+
+
+def test_sim_demo_names_a_bad_argument():
+    _launch_tools()
+    assert _run_launch("sim_demo.launch.py", {"image_size": "abc"}, timeout_s=60) != 0

@@ -50,7 +50,10 @@ class Graph:
         return [n for n in (self.camera, self.perception, self.decoder, *self.extra) if n is not None]
 
 
-def _ros_args(params_file: Path | None, namespace: str, remaps: dict[str, str]) -> list[str]:
+def _ros_args(params_file: Path | None, namespace: str, remaps: dict[str, str], extra=()) -> list[str]:
+    """A node's own arguments; ``extra`` (the user's --ros-args) comes after the
+    parameter file, so that its -p values win over the file's (rcl: the later
+    value of a name in the same section wins)."""
     args = ["--ros-args"]
     if params_file is not None:
         args += ["--params-file", str(params_file)]
@@ -58,15 +61,18 @@ def _ros_args(params_file: Path | None, namespace: str, remaps: dict[str, str]) 
         args += ["-r", f"__ns:=/{namespace.strip('/')}"]
     for src, dst in remaps.items():
         args += ["-r", f"{src}:={dst}"]
-    return args
+    return args + [a for a in extra if a not in ("--ros-args", "--")]
 
 
 def build_graph(params_file: Path | None = None, *, namespace: str = "", image_topic: str = "/camera/image_raw",
                 model_path: str = "", use_sim_time: bool = False, sim_camera: dict | None = None,
-                perception_overrides: dict | None = None, decoder_overrides: dict | None = None) -> Graph:
+                perception_overrides: dict | None = None, decoder_overrides: dict | None = None,
+                ros_args=()) -> Graph:
     """Create the nodes (rclpy must be initialised). ``sim_camera``: parameters
     for a SimCameraNode, or None for an external camera. The camera is created
-    last, after the models are loaded, so its first frame finds them ready."""
+    last, after the models are loaded, so its first frame finds them ready.
+    ``ros_args``: the user's ``--ros-args ...`` (e.g. ``-p threshold:=0.1``),
+    given to every node after the parameter file."""
     from .decoder_node import DecoderNode
     from .perception_node import PerceptionNode
 
@@ -77,16 +83,17 @@ def build_graph(params_file: Path | None = None, *, namespace: str = "", image_t
         return [Parameter(k, value=v) for k, v in values.items()]
 
     image_remap = {"image": image_topic, "image/compressed": image_topic.rstrip("/") + "/compressed"}
-    perception = PerceptionNode(cli_args=_ros_args(params_file, namespace, image_remap),
+    perception = PerceptionNode(cli_args=_ros_args(params_file, namespace, image_remap, ros_args),
                                 parameter_overrides=overrides(perception_overrides))
     decoder = DecoderNode(cli_args=_ros_args(params_file, namespace, {"embedding": "perception_node/embedding",
-                                                                      "action": "perception_node/action"}),
+                                                                      "action": "perception_node/action"},
+                                             ros_args),
                           parameter_overrides=overrides(decoder_overrides))
     camera = None
     if sim_camera is not None:
         from .sim_camera_node import SimCameraNode
 
-        camera = SimCameraNode(cli_args=_ros_args(None, namespace, {}),
+        camera = SimCameraNode(cli_args=_ros_args(None, namespace, {}, ros_args),
                                parameter_overrides=[Parameter(k, value=v) for k, v in sim_camera.items()])
     return Graph(perception=perception, decoder=decoder, camera=camera)
 
@@ -134,7 +141,8 @@ def main(argv=None) -> int:
     try:
         sim = {"time_source": "sim"} if args.sim_camera else None
         graph = build_graph(args.params_file, namespace=args.namespace, image_topic=args.image_topic,
-                            model_path=args.model_path, use_sim_time=args.use_sim_time, sim_camera=sim)
+                            model_path=args.model_path, use_sim_time=args.use_sim_time, sim_camera=sim,
+                            ros_args=ros_args)
         spin_graph(graph)
     except KeyboardInterrupt:
         pass

@@ -163,7 +163,7 @@ class SimCameraNode(Node):
         self._declare_parameters()
         p = {name: self.get_parameter(name).value for name in (
             "episode_seed", "split", "fps", "image_size", "loop", "start_delay_s",
-            "max_frames", "time_source", "frame_id", "reliable", "publish_tf",
+            "wait_for_subscribers", "max_frames", "time_source", "frame_id", "reliable", "publish_tf",
             "world_frame_id")}
         self._seed = int(p["episode_seed"])
         self._split = str(p["split"])
@@ -172,6 +172,7 @@ class SimCameraNode(Node):
         self._size = int(p["image_size"])
         self._loop = bool(p["loop"])
         self._start_delay = float(p["start_delay_s"])
+        self._wait_for_subscribers = int(p["wait_for_subscribers"])
         self._max_frames = int(p["max_frames"])
         self._time_source = str(p["time_source"])
         self._frame_id = str(p["frame_id"])
@@ -246,7 +247,8 @@ class SimCameraNode(Node):
             f"episode seed={self._seed} split={self._split}: {self._script.n_frames} frames "
             f"({self._script.n_frames / self._episode_fps:.1f} s), {len(self._script.events)} events; "
             f"{self._size}x{self._size} at {self._fps:g} fps, time_source={self._time_source}, "
-            f"first frame in {self._start_delay:g} s")
+            f"first frame in {self._start_delay:g} s"
+            + (f" once {self._wait_for_subscribers} subscriber(s) listen" if self._wait_for_subscribers else ""))
 
     # ------------------------------------------------------------ parameters
     def _declare_parameters(self) -> None:
@@ -268,6 +270,10 @@ class SimCameraNode(Node):
         self.declare_parameter("start_delay_s", 1.0, _descriptor(
             "Wait before the first frame so subscribers can connect (s).",
             read_only=True, float_range=(0.0, 60.0)))
+        self.declare_parameter("wait_for_subscribers", 0, _descriptor(
+            "The episode starts only once camera/image_raw has this many subscribers (after "
+            "start_delay_s): a perception node that subscribes after loading its model misses "
+            "no frame. 0 = do not wait.", read_only=True, int_range=(0, 100)))
         self.declare_parameter("max_frames", 0, _descriptor(
             "Frames per episode to publish; 0 = the whole episode.", int_range=(0, 1_000_000)))
         self.declare_parameter("time_source", "ros", _descriptor(
@@ -383,6 +389,10 @@ class SimCameraNode(Node):
         if self._done.is_set():
             return
         if time.monotonic() - self._t0 < self._start_delay:
+            return
+        if self._published == 0 and self._image_pub.get_subscription_count() < self._wait_for_subscribers:
+            self.get_logger().info(f"waiting for {self._wait_for_subscribers} subscriber(s) of "
+                                   f"{self._image_pub.topic_name}", throttle_duration_sec=5.0)
             return
         try:
             item = self._render.submit(self._next_frame).result()
