@@ -297,3 +297,34 @@ def test_images_over_max_image_pixels_are_malformed(harness, episode):
         node.set_parameters([Parameter("max_image_pixels", value=4096 * 4096)])
     harness.publish_and_wait(harness.image(frames[1][1], 500_000_001 + frames[1][0]), None)
     assert node.processed == processed + 1
+
+
+def test_frames_lost_before_the_node_are_counted(harness, episode):
+    """A keep-last-1 best-effort subscription loses frames unseen (transport,
+    a busy executor); the stamp gaps count them (issue 11, faults 5 and 11)."""
+    _, frames = episode
+    node = harness.node
+    lost_before, n = node.lost, len(harness.embeddings)
+    base = 600_000_000.0
+    sent = list(range(8)) + list(range(14, 18))  # frames 8..13 of a 15 fps camera never arrive
+    for k in sent:
+        harness.publish_and_wait(harness.image(frames[k][1], base + k / FPS), None)
+    deadline = time.monotonic() + 5
+    while len(harness.embeddings) < n + len(sent) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert node.lost - lost_before == 6
+    after_gap = harness.embeddings[n + 8]  # the first embedding after the gap
+    assert after_gap.frames_skipped == 6
+    assert node.stats()["lost"] == node.lost
+
+
+def test_service_requests_are_bounded(harness):
+    from vljepa_ros.srv import Ask
+
+    ask = harness.driver.create_client(Ask, "/perception_node/ask")
+    too_many = _call(harness.driver, ask, Ask.Request(question="which?", candidates=[f"c{k}" for k in range(257)]))
+    assert not too_many.success and "ask_max_candidates=256" in too_many.message
+    too_long = _call(harness.driver, ask, Ask.Request(question="x" * 1001, candidates=["yes", "no"]))
+    assert not too_long.success and "max_text_chars=1000" in too_long.message
+    y = harness.node.pipeline.world.model.y_encoder
+    assert y.trunk_cache_size == int(64 * 2**20 / (384 * 4 + 200))  # text_cache_mb, not the model's 500,000

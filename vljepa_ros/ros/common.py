@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -254,6 +254,39 @@ def declare_change_detector(node: Node, names=tuple(CHANGE_PARAMS)) -> tuple[dic
 def service_qos(depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
+
+
+class LostFrames:
+    """Frames the camera sent that never reached the node, counted from stamp
+    gaps. A keep-last-1 best-effort subscription drops frames silently (large
+    images lost in transport, frames overwritten while the executor thread
+    answers a long service call): a gap of k camera periods between two
+    received frames means k - 1 frames lost. The period is the median of the
+    recent gaps; a gap over ``max_gap_s`` (a paused bag) or a jump back
+    restarts the estimate instead of counting."""
+
+    def __init__(self, window: int = 31, max_gap_s: float = 5.0):
+        self._gaps: deque[float] = deque(maxlen=window)
+        self._last: float | None = None
+        self.max_gap_s = max_gap_s
+        self.lost = 0
+
+    @property
+    def period_s(self) -> float | None:
+        return float(np.median(self._gaps)) if len(self._gaps) >= 5 else None
+
+    def add(self, stamp_s: float) -> int:
+        """Note a received frame's stamp; returns the frames lost just before it."""
+        last, self._last = self._last, stamp_s
+        if last is None or stamp_s <= last or stamp_s - last > self.max_gap_s:
+            if last is not None and (stamp_s < last or stamp_s - last > self.max_gap_s):
+                self._gaps.clear()  # a new stream; repeated stamps are the stale counter's business
+            return 0
+        gap, period = stamp_s - last, self.period_s
+        self._gaps.append(gap)
+        missing = int(round(gap / period)) - 1 if period and gap > 1.5 * period else 0
+        self.lost += missing
+        return missing
 
 
 def make_image_converter(prefer_cv_bridge: bool, max_pixels=lambda: DEFAULT_MAX_PIXELS):

@@ -35,6 +35,7 @@ from .common import (
     CHANGE_PARAMS,
     RELIABLE_QOS,
     SENSOR_QOS_LATEST,
+    LostFrames,
     Param,
     StampBook,
     bank_value,
@@ -44,6 +45,7 @@ from .common import (
     phrase_bank_problem,
     run_node,
     service_qos,
+    stamp_to_s,
     update_problem,
     updated_change_config,
 )
@@ -71,6 +73,13 @@ PARAMS: dict[str, Param] = {
     "service_queue_depth": Param(100, "Requests ~/ask and ~/predict_outcome queue while one is answered "
                                  "(the rmw default, 10, left the rest unanswered).", (1, 10_000),
                                  read_only=True),
+    "ask_max_candidates": Param(256, "Most candidates one ~/ask or ~/predict_outcome request may give (each is "
+                                "encoded, and cached until the cache is full); more are refused.", (1, 10_000)),
+    "max_text_chars": Param(1000, "Longest question, action or candidate text a service accepts, in characters.",
+                            (1, 100_000)),
+    "text_cache_mb": Param(64.0, "Memory for the encoded texts of service requests (the Y-encoder's per-text "
+                           "cache); when full it starts over, so ~/ask with ever new candidates stays bounded.",
+                           (1.0, 4096.0), read_only=True),
     "state_query": Param("", "Query that conditions the state embedding; empty = the model's default."),
     "state_bank": Param([""], "State phrases ranked on ~/world_state; [] or [''] = the model's bank.",
                         check=phrase_bank_problem),
@@ -110,6 +119,8 @@ class PerceptionNode(Node):
         warm_up_ms = self.pipeline.warm_up()  # before subscribing: the first frames are not lost
         self.max_rate_hz = p["max_rate_hz"]
         self.max_image_pixels = p["max_image_pixels"]
+        self.ask_max_candidates, self.max_text_chars = p["ask_max_candidates"], p["max_text_chars"]
+        _bound_text_cache(self.pipeline, p["text_cache_mb"])
         self.add_on_set_parameters_callback(self._validate_parameters)
 
         self.embedding_pub = self.create_publisher(SemanticEmbedding, "~/embedding", RELIABLE_QOS)
@@ -129,7 +140,8 @@ class PerceptionNode(Node):
             self.create_subscription(Image, "image", self._on_image, SENSOR_QOS_LATEST)
 
         # counters (read by tests and benchmarks)
-        self.received = self.processed = self.dropped = self.malformed = self.stale = 0
+        self.received = self.processed = self.dropped = self.malformed = self.stale = self.rate_skipped = 0
+        self._lost = LostFrames()  # frames that never arrived (stamp gaps): DDS drops them unseen
         self.latencies_ms: deque[float] = deque(maxlen=10_000)
         self.stage_ms: deque[dict] = deque(maxlen=10_000)
         self._stamps = StampBook()
@@ -167,8 +179,8 @@ class PerceptionNode(Node):
                 self.pipeline.set_state_query(param.value or self.pipeline.checkpoint.queries.get("state", ""))
             elif param.name == "max_rate_hz":
                 self.max_rate_hz = float(param.value)
-            elif param.name == "max_image_pixels":
-                self.max_image_pixels = int(param.value)
+            elif param.name in ("max_image_pixels", "ask_max_candidates", "max_text_chars"):
+                setattr(self, param.name, int(param.value))
             elif param.name == "world_state_top_k":
                 self.pipeline.config.world_state_top_k = int(param.value)
             elif param.name == "action_top_k":
@@ -182,8 +194,10 @@ class PerceptionNode(Node):
     # ---- frames ------------------------------------------------------------------
     def _on_image(self, msg) -> None:
         received_at = time.perf_counter()
+        lost = self._lost.add(stamp_to_s(msg.header.stamp))
         with self._cv:
             self.received += 1
+            self._skipped_since_publish += lost
             if self._mailbox is not None:
                 self.dropped += 1  # inference is behind: the older frame is replaced
                 self._skipped_since_publish += 1
@@ -211,6 +225,7 @@ class PerceptionNode(Node):
             self._last_processed_s = None
         if self.max_rate_hz > 0 and self._last_processed_s is not None and \
                 stamp - self._last_processed_s < 1.0 / self.max_rate_hz:
+            self.rate_skipped += 1
             self._skipped_since_publish += 1
             return
         try:
@@ -262,6 +277,10 @@ class PerceptionNode(Node):
         if any(not c.strip() for c in candidates):
             response.success, response.message = False, "candidates must be non-empty strings"
             return response
+        problem = self._text_problem(candidates, "candidates") or self._text_problem([request.action], "actions")
+        if problem:
+            response.success, response.message = False, problem
+            return response
         ranked, stamp = self.pipeline.predict_outcome(request.action, candidates or None)
         response.success = True
         response.outcome, response.confidence = ranked.labels[0], ranked.probabilities[0]
@@ -277,6 +296,9 @@ class PerceptionNode(Node):
             response.success, response.message = False, "question is empty"
         elif not candidates or any(not c.strip() for c in candidates):
             response.success, response.message = False, "give at least one candidate answer; none may be empty"
+        elif problem := (self._text_problem(candidates, "candidates")
+                         or self._text_problem([request.question], "questions")):
+            response.success, response.message = False, problem
         elif not self.pipeline.has_frames():
             response.success, response.message = False, "no camera frame received yet"
         else:
@@ -292,9 +314,25 @@ class PerceptionNode(Node):
         return response
 
     # ---- lifecycle ---------------------------------------------------------------
+    @property
+    def lost(self) -> int:
+        return self._lost.lost
+
     def stats(self) -> dict:
+        """Every camera frame is in one of these: received = processed + dropped
+        (replaced while inference was busy) + rate_skipped (max_rate_hz) +
+        malformed + stale (+ 1 in flight); lost = never received (stamp gaps)."""
         return {"received": self.received, "processed": self.processed, "dropped": self.dropped,
-                "malformed": self.malformed, "stale": self.stale}
+                "malformed": self.malformed, "stale": self.stale, "rate_skipped": self.rate_skipped,
+                "lost": self.lost}
+
+    def _text_problem(self, texts: list[str], kind: str) -> str | None:
+        if len(texts) > self.ask_max_candidates:
+            return f"{len(texts)} {kind} given; at most ask_max_candidates={self.ask_max_candidates}"
+        longest = max((len(t) for t in texts), default=0)
+        if longest > self.max_text_chars:
+            return f"a text of {longest} characters; at most max_text_chars={self.max_text_chars}"
+        return None
 
     def destroy_node(self):
         with self._cv:
@@ -302,6 +340,18 @@ class PerceptionNode(Node):
             self._cv.notify_all()
         self._worker.join(timeout=5.0)
         return super().destroy_node()
+
+
+def _bound_text_cache(pipeline, megabytes: float) -> None:
+    """Cap the Y-encoder's per-text cache (model default: 500,000 texts, about
+    800 MB; ~/ask with 200 new candidates per call took perception_node from
+    684 to 2,630 MB) to ``megabytes``: entries x (one float32 vector + the text)."""
+    y = getattr(getattr(pipeline.world, "model", None), "y_encoder", None)
+    if y is None or not hasattr(y, "trunk_cache_size"):
+        return  # another backend: no such cache
+    width = y.head.in_features
+    per_entry = width * 4 + 200  # the vector + the key string and dict slot (~100 characters)
+    y.trunk_cache_size = max(1, int(megabytes * 2**20 / per_entry))
 
 
 def main(args=None) -> None:
