@@ -228,3 +228,31 @@ def test_a_change_event_waiting_for_its_action_is_released_when_the_stream_stops
         assert h.events[1].text == PHRASES[1] and h.events[1].action == ""
     finally:
         h.close()
+
+
+def test_diagnostics_report_the_embedding_stream(ros):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from vljepa_ros.ros.common import DIAGNOSTICS_QOS
+
+    h = DecoderHarness(ros, stale_after_s=1.0)
+    statuses = []
+    h.driver.create_subscription(DiagnosticArray, "/diagnostics",
+                                 lambda m: statuses.extend(s for s in m.status if s.name == "/decoder_node: events"),
+                                 DIAGNOSTICS_QOS)
+    try:
+        deadline = time.monotonic() + 5
+        while not statuses and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert statuses and statuses[-1].level == DiagnosticStatus.WARN  # nothing received yet
+        assert "no embedding received yet" in statuses[-1].message
+        h.stream([(0, 2.0), (1, 2.0)])
+        n = len(statuses)
+        deadline = time.monotonic() + 3
+        while len(statuses) == n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        values = {kv.key: kv.value for kv in statuses[-1].values}
+        assert int(values["embeddings_seen"]) == h.node.embeddings_seen and int(values["events"]) == len(h.events)
+        assert values["model_id"] == h.node.model_id and "decode_ratio" in values
+    finally:
+        h.close()

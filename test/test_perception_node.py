@@ -328,3 +328,46 @@ def test_service_requests_are_bounded(harness):
     assert not too_long.success and "max_text_chars=1000" in too_long.message
     y = harness.node.pipeline.world.model.y_encoder
     assert y.trunk_cache_size == int(64 * 2**20 / (384 * 4 + 200))  # text_cache_mb, not the model's 500,000
+
+
+def test_diagnostics_report_rates_counts_latency_and_staleness(harness, episode):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from rclpy.parameter import Parameter
+
+    from vljepa_ros.ros.common import DIAGNOSTICS_QOS
+
+    _, frames = episode
+    statuses = []
+    sub = harness.driver.create_subscription(
+        DiagnosticArray, "/diagnostics",
+        lambda m: statuses.extend(s for s in m.status if s.name == "/perception_node: images"), DIAGNOSTICS_QOS)
+    try:
+        base = 700_000_000.0
+        start = time.monotonic()
+        k = 0
+        while time.monotonic() - start < 2.5:  # ~10 frames/s for 2.5 s
+            harness.publish_and_wait(harness.image(frames[k % len(frames)][1], base + k / FPS), None)
+            k += 1
+            time.sleep(0.1)
+        deadline = time.monotonic() + 3
+        while not statuses and time.monotonic() < deadline:
+            time.sleep(0.05)
+        values = {kv.key: kv.value for kv in statuses[-1].values}
+        for key in ("received_rate_hz", "processed_rate_hz", "camera_rate_hz", "received", "processed", "dropped",
+                    "malformed", "lost", "latency_p50_ms", "latency_p95_ms", "model_id", "warm_up_ms"):
+            assert key in values, key
+        busy = [s for s in statuses if float({kv.key: kv.value for kv in s.values}["received_rate_hz"]) > 3.0]
+        assert busy and busy[-1].level == DiagnosticStatus.OK, [(s.level, s.message) for s in statuses]
+        assert abs(float(values["camera_rate_hz"]) - FPS) < 0.5  # from the stamps
+        assert float(values["latency_p95_ms"]) > 0 and values["model_id"] == harness.node.pipeline.model_id
+        # no images for longer than stale_after_s: WARN
+        assert harness.node.set_parameters([Parameter("stale_after_s", value=0.5)])[0].successful
+        n = len(statuses)
+        deadline = time.monotonic() + 5
+        while not any(s.level == DiagnosticStatus.WARN for s in statuses[n:]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        warn = [s for s in statuses[n:] if s.level == DiagnosticStatus.WARN]
+        assert warn and "no image for" in warn[-1].message
+    finally:
+        harness.node.set_parameters([Parameter("stale_after_s", value=5.0)])
+        harness.driver.destroy_subscription(sub)

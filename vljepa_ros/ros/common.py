@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -254,6 +255,60 @@ def declare_change_detector(node: Node, names=tuple(CHANGE_PARAMS)) -> tuple[dic
 def service_qos(depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
+
+
+# /diagnostics (diagnostic_msgs, the ROS convention that rqt_robot_monitor and
+# diagnostic_aggregator read): one status per node, published at 1 Hz.
+DIAGNOSTICS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.VOLATILE)
+DIAGNOSTIC_PARAMS: dict[str, Param] = {
+    "stale_after_s": Param(5.0, "/diagnostics: WARN when no input arrived for this long (wall time).",
+                           (0.1, 3600.0)),
+    "latency_budget_ms": Param(200.0, "/diagnostics: WARN when the p95 latency of the last second exceeds this.",
+                               (1.0, 60_000.0)),
+}
+
+
+class Health:
+    """Counters -> rates over the last publication interval, and the level and
+    message of a diagnostic status (pure: the nodes only publish it)."""
+
+    def __init__(self):
+        self._last: tuple[float, dict] | None = None
+        self._last_input: float | None = None
+        self.started = time.monotonic()
+
+    def rates(self, counters: dict, now: float | None = None) -> dict:
+        now = time.monotonic() if now is None else now
+        last, self._last = self._last, (now, dict(counters))
+        if last is None or now <= last[0]:
+            return dict.fromkeys(counters, 0.0)
+        return {k: (counters[k] - last[1].get(k, 0)) / (now - last[0]) for k in counters}
+
+    def note_input(self, now: float | None = None) -> None:
+        self._last_input = time.monotonic() if now is None else now
+
+    def silence_s(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        return now - (self._last_input if self._last_input is not None else self.started)
+
+
+def level_and_message(problems: list[tuple[int, str]]) -> tuple[int, str]:
+    """The worst problem's level and all messages; OK if there is none."""
+    if not problems:
+        return 0, "OK"
+    return max(level for level, _ in problems), "; ".join(m for _, m in problems)
+
+
+def diagnostic_array(node: Node, name: str, hardware_id: str, level: int, message: str, values: dict):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    status = DiagnosticStatus(level=bytes([level]), name=name, message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
+                                      for k, v in values.items()])
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = node.get_clock().now().to_msg()
+    return array
 
 
 class LostFrames:

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -26,12 +27,17 @@ from ..checkpoint import CheckpointError, load_model
 from ..semantic_events import DECODE_MODES, SemanticEventDecoder
 from .common import (
     CHANGE_PARAMS,
+    DIAGNOSTIC_PARAMS,
+    DIAGNOSTICS_QOS,
     RELIABLE_QOS,
+    Health,
     Param,
     StampBook,
     bank_value,
     change_config,
     declare_params,
+    diagnostic_array,
+    level_and_message,
     phrase_bank_problem,
     run_node,
     stamp_to_s,
@@ -60,6 +66,7 @@ PARAMS: dict[str, Param] = {
     "camera_pose_frame": Param("", "Fixed frame for SemanticEvent.camera_pose via TF; empty = no pose.",
                                read_only=True),
     **CHANGE_PARAMS,
+    "stale_after_s": DIAGNOSTIC_PARAMS["stale_after_s"],
 }
 
 
@@ -102,7 +109,11 @@ class DecoderNode(Node):
         # Wall-clock timer: under use_sim_time a stopped simulation or bag stops
         # /clock, and an event still waiting for its action must be released.
         self.create_timer(1.0 / stats_rate, self._publish_stats, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.embeddings_seen = self.events = self.heartbeats = self.rejected = 0
+        self.embeddings_seen = self.events = self.heartbeats = self.rejected = self.frames_skipped = 0
+        self.warm_up_ms, self.stale_after_s = warm_up_ms, p["stale_after_s"]
+        self._health = Health()
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._stamps = StampBook()
         self._frame_id = ""
         self.get_logger().info(f"model {self.model_id}; decode mode '{mode}'; threshold {config.threshold}; "
@@ -129,6 +140,8 @@ class DecoderNode(Node):
         for param in params:  # ranges enforced by rclpy from the descriptors
             if param.name in ("action_match_s", "action_wait_s"):
                 setattr(self.decoder, param.name, float(param.value))
+            elif param.name == "stale_after_s":
+                self.stale_after_s = float(param.value)
         return SetParametersResult(successful=True)
 
     def _on_action(self, msg: ActionEstimate) -> None:
@@ -139,6 +152,8 @@ class DecoderNode(Node):
 
     def _on_embedding(self, msg: SemanticEmbedding) -> None:
         self.embeddings_seen += 1
+        self._health.note_input()
+        self.frames_skipped += msg.frames_skipped
         reason = None
         if msg.model_id != self.model_id:
             reason = f"model_id {msg.model_id!r} differs from this decoder's {self.model_id!r}"
@@ -206,6 +221,30 @@ class DecoderNode(Node):
             rejected=self.rejected + c["invalid"] + c["stale"],
             decode_ratio=float(c["decodes"] / seen) if seen else 0.0,
             mean_decode_ms=float(c["mean_decode_ms"]), current_text=self.decoder.current_text))
+
+
+    def _publish_diagnostics(self) -> None:
+        c = self.decoder.counters()
+        counters = {"embeddings_seen": self.embeddings_seen, "decodes": c["decodes"], "events": self.events,
+                    "heartbeats": self.heartbeats, "rejected": self.rejected + c["invalid"] + c["stale"],
+                    "camera_frames_skipped": self.frames_skipped}
+        rates = self._health.rates(counters)
+        problems = []
+        silence = self._health.silence_s()
+        if silence > self.stale_after_s:
+            problems.append((DiagnosticStatus.WARN[0], f"no embedding for {silence:.0f} s" if self.embeddings_seen
+                             else f"no embedding received yet ({silence:.0f} s)"))
+        if rates["rejected"] > 0 and rates["embeddings_seen"] == rates["rejected"]:
+            problems.append((DiagnosticStatus.ERROR[0], "every embedding of the last second was rejected "
+                                                        "(another model? see the node's log)"))
+        level, message = level_and_message(problems)
+        seen = self.embeddings_seen
+        values = {"embedding_rate_hz": rates["embeddings_seen"], "decode_rate_hz": rates["decodes"], **counters,
+                  "decode_ratio": float(c["decodes"] / seen) if seen else 0.0,
+                  "mean_decode_ms": float(c["mean_decode_ms"]), "decode_mode": self.decoder.mode,
+                  "model_id": self.model_id, "warm_up_ms": self.warm_up_ms}
+        self._diagnostics_pub.publish(diagnostic_array(self, f"{self.get_fully_qualified_name()}: events",
+                                                       self.model_id, level, message, values))
 
 
 def _deep_reliable():

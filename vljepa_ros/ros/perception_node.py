@@ -21,7 +21,9 @@ import threading
 import time
 from collections import deque
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -33,14 +35,19 @@ from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError
 from ..perception import ACTION_OUTCOME_WEIGHT_MAX, PerceptionConfig, PerceptionPipeline
 from .common import (
     CHANGE_PARAMS,
+    DIAGNOSTIC_PARAMS,
+    DIAGNOSTICS_QOS,
     RELIABLE_QOS,
     SENSOR_QOS_LATEST,
+    Health,
     LostFrames,
     Param,
     StampBook,
     bank_value,
     change_config,
     declare_params,
+    diagnostic_array,
+    level_and_message,
     make_image_converter,
     phrase_bank_problem,
     run_node,
@@ -51,6 +58,7 @@ from .common import (
 )
 
 NODE_NAME = "perception_node"
+WARN, ERROR = DiagnosticStatus.WARN[0], DiagnosticStatus.ERROR[0]
 # decoder_node's change-detector parameters that decide when ~/action is estimated
 # (all but the heartbeat, which only concerns events)
 CHANGE_DETECTOR = tuple(n for n in CHANGE_PARAMS if n != "max_silence_s")
@@ -95,6 +103,7 @@ PARAMS: dict[str, Param] = {
     # the change detector that decides when ~/action is estimated: the same
     # parameters as decoder_node's, so an action is ready for each event
     **{n: CHANGE_PARAMS[n] for n in CHANGE_DETECTOR},
+    **DIAGNOSTIC_PARAMS,
 }
 
 
@@ -152,6 +161,11 @@ class PerceptionNode(Node):
         self._running = True
         self._worker = threading.Thread(target=self._work, name="perception_worker", daemon=True)
         self._worker.start()
+        self.warm_up_ms, self.stale_after_s, self.latency_budget_ms = warm_up_ms, p["stale_after_s"], \
+            p["latency_budget_ms"]
+        self._health = Health()
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"model {self.pipeline.model_id}; subscribing to "
             f"'{'image/compressed' if p['image_transport'] == 'compressed' else 'image'}' "
@@ -181,6 +195,8 @@ class PerceptionNode(Node):
                 self.max_rate_hz = float(param.value)
             elif param.name in ("max_image_pixels", "ask_max_candidates", "max_text_chars"):
                 setattr(self, param.name, int(param.value))
+            elif param.name in DIAGNOSTIC_PARAMS:
+                setattr(self, param.name, float(param.value))
             elif param.name == "world_state_top_k":
                 self.pipeline.config.world_state_top_k = int(param.value)
             elif param.name == "action_top_k":
@@ -195,6 +211,7 @@ class PerceptionNode(Node):
     def _on_image(self, msg) -> None:
         received_at = time.perf_counter()
         lost = self._lost.add(stamp_to_s(msg.header.stamp))
+        self._health.note_input()
         with self._cv:
             self.received += 1
             self._skipped_since_publish += lost
@@ -325,6 +342,34 @@ class PerceptionNode(Node):
         return {"received": self.received, "processed": self.processed, "dropped": self.dropped,
                 "malformed": self.malformed, "stale": self.stale, "rate_skipped": self.rate_skipped,
                 "lost": self.lost}
+
+    def _publish_diagnostics(self) -> None:
+        stats = self.stats()
+        rates = self._health.rates(stats)
+        recent = sorted(list(self.latencies_ms)[-max(1, round(rates["processed"])):]) if rates["processed"] else []
+        p50, p95 = (recent[len(recent) // 2], recent[min(len(recent) - 1, int(0.95 * len(recent)))]) if recent \
+            else (0.0, 0.0)
+        period = self._lost.period_s
+        camera_hz = 1.0 / period if period else 0.0
+        problems = []
+        silence = self._health.silence_s()
+        if silence > self.stale_after_s:
+            problems.append((WARN, f"no image for {silence:.0f} s" if self.received else
+                             f"no image received yet ({silence:.0f} s)"))
+        elif camera_hz and rates["received"] + rates["lost"] > 0 and \
+                rates["lost"] > 0.2 * (rates["received"] + rates["lost"]):
+            problems.append((WARN, f"received {rates['received']:.1f} of the camera's {camera_hz:.1f} frames/s "
+                                   "(frames lost before the node: transport? config/fastdds_large_images.xml)"))
+        if rates["malformed"] > 0 and rates["processed"] == 0:
+            problems.append((ERROR, "every image of the last second was malformed (see the node's log)"))
+        if p95 > self.latency_budget_ms:
+            problems.append((WARN, f"latency p95 {p95:.0f} ms over latency_budget_ms={self.latency_budget_ms:g}"))
+        level, message = level_and_message(problems)
+        values = {"received_rate_hz": rates["received"], "processed_rate_hz": rates["processed"],
+                  "camera_rate_hz": camera_hz, **stats, "latency_p50_ms": p50, "latency_p95_ms": p95,
+                  "model_id": self.pipeline.model_id, "warm_up_ms": self.warm_up_ms}
+        self._diagnostics_pub.publish(diagnostic_array(self, f"{self.get_fully_qualified_name()}: images",
+                                                       self.pipeline.model_id, level, message, values))
 
     def _text_problem(self, texts: list[str], kind: str) -> str | None:
         if len(texts) > self.ask_max_candidates:
