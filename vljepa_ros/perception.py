@@ -26,11 +26,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from .change_detection import ChangeDetector, ChangeDetectorConfig
-from .checkpoint import Checkpoint
-from .world_model import QueryTemplates, Ranked, Window, WorldModel
+from .world_types import QueryTemplates, Ranked, Window
 
 ACTION_OUTCOME_WEIGHT_MAX = 10.0
 
@@ -80,20 +78,30 @@ class FrameResult:
 
 
 class PerceptionPipeline:
-    def __init__(self, checkpoint: Checkpoint, config: PerceptionConfig | None = None,
+    def __init__(self, checkpoint, config: PerceptionConfig | None = None,
                  state_bank: list[str] | None = None, action_bank: list[str] | None = None,
                  queries: QueryTemplates | None = None):
         self.checkpoint = checkpoint
         self.config = config or PerceptionConfig()
         model_window = checkpoint.model.cfg.x_encoder.window_frames
         self.config.validate(model_window)
-        torch.set_num_threads(self.config.threads)
         banks = checkpoint.phrase_banks
         queries = queries or QueryTemplates(**{k: v for k, v in checkpoint.queries.items()
                                                if k in ("state", "action", "outcome")})
-        self.world = WorldModel(checkpoint.model, state_bank or banks.get("state", []),
-                                action_bank or banks.get("action", []), queries,
-                                self.config.window_frames or model_window)
+        world_args = (state_bank or banks.get("state", []), action_bank or banks.get("action", []), queries,
+                      self.config.window_frames or model_window)
+        make_world = getattr(checkpoint, "world_model", None)
+        if make_world is not None:
+            # an ONNX backend (runtime.OnnxCheckpoint): torch-free; its threads
+            # were set when its graphs were loaded
+            self.world = make_world(*world_args)
+        else:  # the torch model (checkpoint.Checkpoint)
+            import torch
+
+            from .world_model import WorldModel
+
+            torch.set_num_threads(self.config.threads)
+            self.world = WorldModel(checkpoint.model, *world_args)
         # One lock: the frame loop and service calls share the model and its cache.
         self.lock = threading.RLock()
         # (window, top-1 state) of recent frames while the scene was stable: the
@@ -157,7 +165,7 @@ class PerceptionPipeline:
             t3 = time.perf_counter()
             return FrameResult(
                 stamp=window.stamps[-1], window_start=window.stamps[0], window_frames=len(window.stamps),
-                embedding=state.embedding.numpy().astype(np.float32), state=state, action=action,
+                embedding=np.asarray(state.embedding, dtype=np.float32).copy(), state=state, action=action,
                 timings_ms={"backbone": (t1 - t0) * 1e3, "predictor": (t2 - t1) * 1e3, "action": (t3 - t2) * 1e3},
             )
 
@@ -165,7 +173,7 @@ class PerceptionPipeline:
         """Feed the change detector; when a change has settled, which action linked
         the window before it to the window now."""
         top = state.top if state.labels else ""
-        trigger = self._changes.update(window.stamps[-1], state.embedding.numpy())
+        trigger = self._changes.update(window.stamps[-1], np.asarray(state.embedding))
         phase = self._changes.phase
         if phase == "changing" and self._before is None:
             # a change began at change_start_s: pick the last stable window well before it

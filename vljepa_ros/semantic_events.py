@@ -18,12 +18,9 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 
 from .change_detection import ChangeDetector, ChangeDetectorConfig, Trigger
-from .checkpoint import Checkpoint
-from .models.y_decoder import Decoded, RetrievalDecoder
-from .models.y_encoder import PhraseBank
+from .world_types import Decoded
 
 DECODE_MODES = ("generative", "retrieval")
 
@@ -43,6 +40,42 @@ class Event:
     embedding: np.ndarray     # (D,) the decoded segment embedding
 
 
+class TorchText:
+    """The Y-encoder and Y-decoders of a torch checkpoint, on arrays. An ONNX
+    checkpoint brings its own (``OnnxCheckpoint.text_ops``, no torch)."""
+
+    def __init__(self, checkpoint, bank: list[str]):
+        from .models.y_decoder import RetrievalDecoder
+        from .models.y_encoder import PhraseBank
+
+        self.checkpoint = checkpoint
+        self.bank = PhraseBank(checkpoint.model.y_encoder, bank)
+        self._retrieval = RetrievalDecoder(self.bank, checkpoint.model.temperature.detach())
+
+    @property
+    def has_generative(self) -> bool:
+        return self.checkpoint.decoder is not None
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.checkpoint.model.encode_text(list(texts)).numpy()  # (B,D)
+
+    def generate(self, embedding: np.ndarray) -> str:
+        import torch
+
+        return self.checkpoint.decoder.decode(torch.from_numpy(embedding)[None])[0].text
+
+    def retrieve(self, embedding: np.ndarray) -> Decoded:
+        import torch
+
+        return self._retrieval.decode(torch.from_numpy(embedding)[None])[0]
+
+    def encode_bank(self) -> None:
+        _ = self.bank.embeddings
+
+
 @dataclass
 class _ActionNote:
     after_s: float
@@ -52,12 +85,16 @@ class _ActionNote:
 
 
 class SemanticEventDecoder:
-    def __init__(self, checkpoint: Checkpoint, mode: str = "generative",
+    def __init__(self, checkpoint, mode: str = "generative",
                  config: ChangeDetectorConfig | None = None, text_bank: list[str] | None = None,
                  action_match_s: float = 2.0, action_wait_s: float = 0.3, expect_actions: bool = False):
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode must be one of {DECODE_MODES}, got {mode!r}")
-        if mode == "generative" and checkpoint.decoder is None:
+        # a torch Checkpoint, or an ONNX one (runtime.OnnxCheckpoint) with its own text_ops
+        bank = text_bank or checkpoint.phrase_banks.get("state", [])
+        make_text = getattr(checkpoint, "text_ops", None)
+        self.text = make_text(bank) if make_text is not None else TorchText(checkpoint, bank)
+        if mode == "generative" and not self.text.has_generative:
             raise ValueError(f"checkpoint {checkpoint.model_id} has no generative decoder; use mode 'retrieval'")
         self.checkpoint = checkpoint
         self.mode = mode
@@ -70,9 +107,6 @@ class SemanticEventDecoder:
         # (decoder_node: perception's ~/action has a publisher), or one arrived.
         self.expect_actions = expect_actions
         self._actions_seen = False
-        model = checkpoint.model
-        self._bank = PhraseBank(model.y_encoder, text_bank or checkpoint.phrase_banks.get("state", []))
-        self._retrieval = RetrievalDecoder(self._bank, model.temperature.detach())
         self._actions: deque[_ActionNote] = deque(maxlen=32)
         self.current_text = ""
         self.jump_back_reset_s = 1.0
@@ -91,24 +125,23 @@ class SemanticEventDecoder:
     def set_mode(self, mode: str) -> None:
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode must be one of {DECODE_MODES}")
-        if mode == "generative" and self.checkpoint.decoder is None:
+        if mode == "generative" and not self.text.has_generative:
             raise ValueError("this checkpoint has no generative decoder")
         self.mode = mode
         if mode == "retrieval":
-            _ = self._bank.embeddings  # encode now, not on the next event
+            self.text.encode_bank()  # encode now, not on the next event
 
     def set_text_bank(self, texts: list[str]) -> None:
-        self._bank.texts = texts or self.checkpoint.phrase_banks.get("state", [])
-        _ = self._bank.embeddings  # encode now, not on the next event
+        self.text.bank.texts = texts or self.checkpoint.phrase_banks.get("state", [])
+        self.text.encode_bank()  # encode now, not on the next event
 
     def warm_up(self) -> float:
         """Decode once in the current mode (retrieval encodes its phrase bank,
         ~2 s for the default bank), so the first event does not pay the lazy
         set-up. Not counted as a decode. Returns ms."""
         t0 = time.perf_counter()
-        with torch.no_grad():
-            embedding = self.checkpoint.model.encode_text(self._bank.texts[:1])[0]
-        self.decode(embedding.numpy())  # retrieval mode encodes its bank here
+        embedding = self.text.encode(self.text.bank.texts[:1])[0]
+        self.decode(embedding)  # retrieval mode encodes its bank here
         self.decodes, self.decode_ms_total = 0, 0.0
         return (time.perf_counter() - t0) * 1e3
 
@@ -148,18 +181,17 @@ class SemanticEventDecoder:
                     best = note
         return best
 
-    @torch.no_grad()
     def decode(self, embedding: np.ndarray) -> tuple[Decoded, float]:
         """Text for one embedding and the decode time in ms (counted as a decode)."""
         t0 = time.perf_counter()
-        e = torch.from_numpy(np.asarray(embedding, dtype=np.float32))[None]
+        e = np.array(embedding, dtype=np.float32)  # (D,)
         if self.mode == "generative":
-            decoded = self.checkpoint.decoder.decode(e)[0]
+            text = self.text.generate(e)
             # Confidence: how well the text re-encodes to the embedding it came from.
-            back = self.checkpoint.model.encode_text([decoded.text])[0]
-            decoded = Decoded(decoded.text, float(max(0.0, min(1.0, float(back @ e[0])))))
+            back = self.text.encode([text])[0]
+            decoded = Decoded(text, float(max(0.0, min(1.0, float(back @ e)))))
         else:
-            decoded = self._retrieval.decode(e)[0]
+            decoded = self.text.retrieve(e)
         ms = (time.perf_counter() - t0) * 1e3
         self.decodes += 1
         self.decode_ms_total += ms

@@ -13,44 +13,15 @@ the query text; answers are ranked against Y-encoded candidate phrases::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 import torch
 
 from .models.vljepa import VLJEPA
 from .models.x_encoder import FrameFeatureCache, pad_window, preprocess_frame
 from .models.y_encoder import PhraseBank
+from .world_types import CACHE_FRAMES, QueryTemplates, Ranked, Window
 
-
-@dataclass
-class QueryTemplates:
-    state: str = "what is on the table?"
-    action: str = "what action happened?"
-    outcome: str = "what happens if the robot does: {action}?"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Window:
-    features: torch.Tensor  # (T,C,g,g), oldest first
-    stamps: tuple[float, ...]  # seconds, one per frame
-
-
-@dataclass
-class Ranked:
-    """Candidates best first. scores: cosine similarity; probabilities: softmax(scores / temperature)."""
-
-    labels: list[str]
-    scores: list[float]
-    probabilities: list[float]
-    embedding: torch.Tensor = field(repr=False)  # (D,) the predicted embedding that was ranked
-
-    @property
-    def top(self) -> str:
-        return self.labels[0]
+__all__ = ["QueryTemplates", "Ranked", "Window", "WorldModel", "outcome_consistency"]  # the types live in world_types
 
 
 @torch.no_grad()
@@ -73,7 +44,7 @@ class WorldModel:
         action_bank: list[str],
         queries: QueryTemplates | None = None,
         window_frames: int | None = None,
-        cache_frames: int = 64,
+        cache_frames: int = CACHE_FRAMES,
         model_id: str = "",
     ):
         self.model = model.eval()

@@ -25,14 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..world_types import Decoded  # torch-free, shared with the ONNX runtime
 from .text import init_linear, tokenize
 from .y_encoder import PhraseBank
-
-
-@dataclass(frozen=True)
-class Decoded:
-    text: str
-    confidence: float
 
 
 class YDecoder(Protocol):
