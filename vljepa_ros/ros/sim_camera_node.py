@@ -71,6 +71,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from vljepa_ros.imaging import rgb_to_image_fields
+from vljepa_ros.sim.camera import camera_pose
 
 try:  # rosgraph_msgs ships with every ROS 2 install, but stay explicit
     from rosgraph_msgs.msg import Clock as ClockMsg
@@ -102,41 +103,8 @@ def pinhole_intrinsics(fovy_deg: float, width: int, height: int) -> tuple[float,
     return fy, fy, (width - 1) / 2.0, (height - 1) / 2.0
 
 
-def camera_pose(azimuth_deg: float, elevation_deg: float, distance: float,
-                lookat) -> tuple[np.ndarray, np.ndarray]:
-    """Pose of the optical frame (x right, y down, z forward) of MuJoCo's free
-    camera in the world frame: (position xyz, quaternion xyzw).
-
-    MuJoCo: forward = (cos el cos az, cos el sin az, sin el); the (mono)
-    camera sits at lookat - distance * forward."""
-    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
-    fwd = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-    pos = np.asarray(lookat, float) - distance * fwd
-    right = np.cross(fwd, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    rot = np.stack([right, down, fwd], axis=1)  # columns: optical axes in world
-    return pos, _quat_xyzw(rot)
-
-
-def _quat_xyzw(m: np.ndarray) -> np.ndarray:
-    """Rotation matrix -> unit quaternion (x, y, z, w), w >= 0."""
-    tr = m[0, 0] + m[1, 1] + m[2, 2]
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    q = np.asarray(q, float)
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
+# camera_pose: the simulator's camera pose, defined once in vljepa_ros.sim.camera (the
+# memory evaluation uses it without ROS).
 
 
 def _descriptor(description: str, *, read_only: bool = False, float_range=None,
