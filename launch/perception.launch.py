@@ -16,6 +16,8 @@ Arguments (all strings, as on the command line):
   namespace        pushes a ROS namespace on both nodes ("" = none); topics are
                    relative, so the whole pipeline moves with it
   use_sim_time     true to follow /clock (bag replay, simulation)
+  memory           true (default) | false: also start memory_node (~/query, ~/latest,
+                   ~/stats; docs/memory.md)
 
 Launch arguments always win over params_file: the file is resolved for each
 node (rcl's matching rule, vljepa_ros.ros.launch_support) and each node gets
@@ -46,6 +48,7 @@ def generate_launch_description():
     namespace = LaunchConfiguration("namespace")
     use_sim_time = LaunchConfiguration("use_sim_time")
     image_transport = LaunchConfiguration("image_transport")
+    memory = LaunchConfiguration("memory")
 
     arguments = [
         DeclareLaunchArgument(
@@ -69,6 +72,9 @@ def generate_launch_description():
             "image_transport", default_value="",
             description="raw (sensor_msgs/Image) | compressed (CompressedImage); empty = params_file's "
                         "(shipped: raw)."),
+        DeclareLaunchArgument(
+            "memory", default_value="true", choices=["true", "false", "True", "False"],
+            description="Also start memory_node (moments queried by text, kept in memory_dir across restarts)."),
     ]
 
     group = GroupAction([
@@ -77,7 +83,7 @@ def generate_launch_description():
             condition=IfCondition(PythonExpression(["'", namespace, "' != ''"])),
         ),
         OpaqueFunction(function=_nodes, args=[image_topic, params_file, model_path, image_transport,
-                                              use_sim_time]),
+                                              use_sim_time, memory]),
     ])
     return LaunchDescription(arguments + [group])
 
@@ -89,7 +95,7 @@ def _on_exit(event, context):
     return [Shutdown(reason=reason)] if reason else None
 
 
-def _nodes(context, image_topic, params_file, model_path, image_transport, use_sim_time):
+def _nodes(context, image_topic, params_file, model_path, image_transport, use_sim_time, memory):
     from vljepa_ros.ros.launch_support import node_params_file, pipeline_overrides
 
     text = [s.perform(context) for s in (image_topic, params_file, model_path, image_transport, use_sim_time)]
@@ -122,4 +128,18 @@ def _nodes(context, image_topic, params_file, model_path, image_transport, use_s
         ],
         on_exit=_on_exit,
     )
-    return [perception, decoder]
+    if memory.perform(context).lower() != "true":
+        return [perception, decoder]
+    # memory_node: the same model (its Y-encoder embeds the query texts); events come on the
+    # relative semantic_events topic, like the decoder's
+    memory_node = Node(
+        package=PACKAGE,
+        executable="memory_node",
+        name="memory_node",
+        output="screen",
+        emulate_tty=True,
+        parameters=[node_params_file(params_file, namespace, "memory_node", decoder_args)],
+        remappings=[("embedding", "perception_node/embedding")],
+        on_exit=_on_exit,
+    )
+    return [perception, decoder, memory_node]

@@ -19,10 +19,10 @@ LAUNCH = ROOT / "launch"
 EXPECTED = {
     "perception.launch.py": {
         "arguments": {"image_topic", "params_file", "model_path", "namespace", "use_sim_time",
-                      "image_transport"},
-        "executables": {"perception_node", "decoder_node"},
+                      "image_transport", "memory"},
+        "executables": {"perception_node", "decoder_node", "memory_node"},
         "defaults": {"image_topic": "/camera/image_raw", "model_path": "", "namespace": "",
-                     "use_sim_time": "false", "image_transport": ""},
+                     "use_sim_time": "false", "image_transport": "", "memory": "true"},
     },
     "sim_demo.launch.py": {
         "arguments": {"episode_seed", "fps", "image_size"},
@@ -96,7 +96,7 @@ def test_perception_launch_remaps_and_includes():
     # parameters reach the nodes through launch_support (tested in test_launch_params), and a
     # node that exits ends the launch
     assert "node_params_file(params_file, namespace, \"perception_node\"" in text
-    assert text.count("on_exit=_on_exit") == 2
+    assert text.count("on_exit=_on_exit") == 3  # perception, decoder, memory
     demo = (LAUNCH / "sim_demo.launch.py").read_text()
     assert '"perception.launch.py"' in demo and '"use_sim_time": "true"' in demo
     assert '"time_source": "sim"' in demo and '"wait_for_subscribers": 1' in demo
