@@ -291,11 +291,11 @@ def test_images_over_max_image_pixels_are_malformed(harness, episode):
     assert node.set_parameters([Parameter("max_image_pixels", value=100 * 100)])[0].successful
     try:
         t, rgb = frames[0][0], frames[0][1]  # 160 x 160 > 100 x 100
-        harness.publish_and_wait(harness.image(rgb, 500_000_000 + t), None)
+        harness.publish_and_wait(harness.image(rgb, 410_000_000 + t), None)
         assert node.malformed == before + 1 and node.processed == processed
     finally:
         node.set_parameters([Parameter("max_image_pixels", value=4096 * 4096)])
-    harness.publish_and_wait(harness.image(frames[1][1], 500_000_001 + frames[1][0]), None)
+    harness.publish_and_wait(harness.image(frames[1][1], 410_000_001 + frames[1][0]), None)
     assert node.processed == processed + 1
 
 
@@ -305,7 +305,7 @@ def test_frames_lost_before_the_node_are_counted(harness, episode):
     _, frames = episode
     node = harness.node
     lost_before, n = node.lost, len(harness.embeddings)
-    base = 600_000_000.0
+    base = 420_000_000.0  # camera stamps stay below 2**31 s (builtin_interfaces/Time.sec is int32)
     sent = list(range(8)) + list(range(14, 18))  # frames 8..13 of a 15 fps camera never arrive
     for k in sent:
         harness.publish_and_wait(harness.image(frames[k][1], base + k / FPS), None)
@@ -313,8 +313,10 @@ def test_frames_lost_before_the_node_are_counted(harness, episode):
     while len(harness.embeddings) < n + len(sent) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert node.lost - lost_before == 6
-    after_gap = harness.embeddings[n + 8]  # the first embedding after the gap
-    assert after_gap.frames_skipped == 6
+    # the first embedding after the gap (found by stamp: messages of earlier tests may still arrive)
+    want = harness.image(frames[14][1], base + 14 / FPS).header.stamp
+    after_gap = [m for m in harness.embeddings[n:] if m.header.stamp == want]
+    assert len(after_gap) == 1 and after_gap[0].frames_skipped == 6
     assert node.stats()["lost"] == node.lost
 
 
@@ -342,7 +344,7 @@ def test_diagnostics_report_rates_counts_latency_and_staleness(harness, episode)
         DiagnosticArray, "/diagnostics",
         lambda m: statuses.extend(s for s in m.status if s.name == "/perception_node: images"), DIAGNOSTICS_QOS)
     try:
-        base = 700_000_000.0
+        base = 430_000_000.0
         start = time.monotonic()
         k = 0
         while time.monotonic() - start < 2.5:  # ~10 frames/s for 2.5 s
@@ -371,3 +373,41 @@ def test_diagnostics_report_rates_counts_latency_and_staleness(harness, episode)
     finally:
         harness.node.set_parameters([Parameter("stale_after_s", value=5.0)])
         harness.driver.destroy_subscription(sub)
+
+
+def test_a_large_state_bank_is_encoded_while_frames_go_on(harness, episode):
+    """Setting a large state_bank blocked the node for the whole encoding
+    (10,000 phrases: 24 s, no frame received or processed). Now the set
+    returns at once, frames are processed with the old bank meanwhile, and
+    the new bank takes over when encoded (issue 11, fault 5)."""
+    from rclpy.parameter import Parameter
+
+    _, frames = episode
+    node = harness.node
+    old_bank = node.pipeline.world.state_bank
+    colours, shapes = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"], \
+        ["cube", "ball", "can", "cylinder", "box", "cone"]
+    places = [f"{d} {s}" for d in ("near", "far", "back", "front", "middle") for s in ("left", "right", "center")]
+    new = [f"a {c} {s} at the {p} of the table" for c in colours for s in shapes[:4] for p in places[:5]]
+    big = old_bank + new + [t + " ; the lamp is off" for t in new]
+    assert len(big) > 300
+    t0 = time.monotonic()
+    result = node.set_parameters([Parameter("state_bank", value=big)])[0]
+    returned_s = time.monotonic() - t0
+    assert result.successful, result.reason
+    assert returned_s < 0.5, f"set_parameters blocked for {returned_s:.1f} s"
+    processed_while_encoding, k = 0, 0
+    deadline = time.monotonic() + 120
+    while node._bank_pending and time.monotonic() < deadline:
+        before = node.processed
+        harness.publish_and_wait(harness.image(frames[k % len(frames)][1], 440_000_000.0 + k / FPS), None)
+        processed_while_encoding += (node.processed - before) if node._bank_pending else 0
+        k += 1
+    assert not node._bank_pending, "the bank was not encoded in time"
+    assert node.pipeline.world.state_bank == big
+    assert processed_while_encoding >= 1, "no frame was processed while the bank was being encoded"
+    node.set_parameters([Parameter("state_bank", value=old_bank)])
+    deadline = time.monotonic() + 60
+    while node._bank_pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node.pipeline.world.state_bank == old_bank

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
@@ -130,6 +131,11 @@ class PerceptionNode(Node):
         self.max_image_pixels = p["max_image_pixels"]
         self.ask_max_candidates, self.max_text_chars = p["ask_max_candidates"], p["max_text_chars"]
         _bound_text_cache(self.pipeline, p["text_cache_mb"])
+        # bank changes are encoded here, one after the other; _text_lock keeps them
+        # and the services from using the Y-encoder's text cache at the same time
+        self._bank_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perception_banks")
+        self._bank_pending = 0
+        self._text_lock = threading.Lock()
         self.add_on_set_parameters_callback(self._validate_parameters)
 
         self.embedding_pub = self.create_publisher(SemanticEmbedding, "~/embedding", RELIABLE_QOS)
@@ -185,10 +191,10 @@ class PerceptionNode(Node):
             return SetParametersResult(successful=False, reason=reason)
         # Valid: apply (ranges and read-only are enforced by rclpy from the descriptors).
         for param in params:
-            if param.name == "state_bank":
-                self.pipeline.set_banks(state_bank=bank_value(param.value) or [])
-            elif param.name == "action_bank":
-                self.pipeline.set_banks(action_bank=bank_value(param.value) or [])
+            if param.name in ("state_bank", "action_bank"):
+                # encoding a large bank takes seconds (10,000 phrases: 24 s): off the executor thread
+                self._bank_pending += 1
+                self._bank_worker.submit(self._apply_bank, param.name, bank_value(param.value) or [])
             elif param.name == "state_query":
                 self.pipeline.set_state_query(param.value or self.pipeline.checkpoint.queries.get("state", ""))
             elif param.name == "max_rate_hz":
@@ -206,6 +212,20 @@ class PerceptionNode(Node):
         if any(p.name in CHANGE_DETECTOR for p in params):
             self.pipeline.set_change_config(change)
         return SetParametersResult(successful=True)
+
+    def _apply_bank(self, name: str, texts: list[str]) -> None:
+        t0 = time.perf_counter()
+        try:
+            with self._text_lock:
+                _encode_texts_unlocked(self.pipeline, texts)  # the slow part, while frames go on
+                self.pipeline.set_banks(**{name: texts})  # under the pipeline's lock: cached now
+            bank = self.pipeline.world.state_bank if name == "state_bank" else self.pipeline.world.action_bank
+            self.get_logger().info(f"{name}: {len(bank)} phrases in use "
+                                   f"(encoded in {(time.perf_counter() - t0) * 1e3:.0f} ms)")
+        except Exception as e:  # the old bank stays in use
+            self.get_logger().error(f"{name} not applied: {e!r}")
+        finally:
+            self._bank_pending -= 1
 
     # ---- frames ------------------------------------------------------------------
     def _on_image(self, msg) -> None:
@@ -298,7 +318,8 @@ class PerceptionNode(Node):
         if problem:
             response.success, response.message = False, problem
             return response
-        ranked, stamp = self.pipeline.predict_outcome(request.action, candidates or None)
+        with self._text_lock:
+            ranked, stamp = self.pipeline.predict_outcome(request.action, candidates or None)
         response.success = True
         response.outcome, response.confidence = ranked.labels[0], ranked.probabilities[0]
         response.ranked_candidates, response.scores = ranked.labels, ranked.scores
@@ -319,7 +340,8 @@ class PerceptionNode(Node):
         elif not self.pipeline.has_frames():
             response.success, response.message = False, "no camera frame received yet"
         else:
-            ranked, stamp = self.pipeline.ask(request.question, candidates)
+            with self._text_lock:
+                ranked, stamp = self.pipeline.ask(request.question, candidates)
             score = dict(zip(ranked.labels, ranked.scores))
             prob = dict(zip(ranked.labels, ranked.probabilities))
             response.success = True
@@ -384,7 +406,19 @@ class PerceptionNode(Node):
             self._running = False
             self._cv.notify_all()
         self._worker.join(timeout=5.0)
+        self._bank_worker.shutdown(wait=False, cancel_futures=True)
         return super().destroy_node()
+
+
+def _encode_texts_unlocked(pipeline, texts: list[str]) -> None:
+    """Run the Y-encoder's frozen trunk over ``texts`` into its per-text cache,
+    without the pipeline's lock: the frame worker keeps going meanwhile, and
+    the bank's own encoding under the lock is then only the linear head."""
+    y = getattr(getattr(pipeline.world, "model", None), "y_encoder", None)
+    if y is None or not getattr(y, "trunk_frozen", False):
+        return  # another backend, or a trainable trunk: set_banks encodes it all
+    for i in range(0, len(texts), 256):
+        y.trunk_outputs(list(texts[i:i + 256]))
 
 
 def _bound_text_cache(pipeline, megabytes: float) -> None:
