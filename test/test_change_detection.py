@@ -20,6 +20,7 @@ from vljepa_ros.change_detection import (
     decode_quality,
     decode_similarity,
     event_precision_recall,
+    match_events,
     online_decode_times,
     uniform_decode_times,
     ward_decode_times,
@@ -480,3 +481,14 @@ def test_selective_beats_uniform_at_equal_decode_count() -> None:
         [t.state_start_s for _, t in selective if t.kind == "change"], stream.transitions_s
     )
     assert (precision, recall) == (1.0, 1.0)
+
+
+def test_match_events_pairs_one_to_one_in_input_order() -> None:
+    # unsorted input: the pairs index the given sequences
+    assert match_events([19.6, 10.2, 10.3], [30.0, 10.0, 20.0]) == [(1, 1), (0, 2)]
+    assert match_events([10.6], [10.0]) == []
+    assert match_events([10.6], [10.0], tolerance_s=1.0) == [(0, 0)]
+    # maximal: nearest-first would pair 1.4 with 1.6 and leave 1.9 without a transition
+    assert match_events([1.4, 1.9], [1.0, 1.6]) == [(0, 0), (1, 1)]
+    with pytest.raises(ValueError, match="tolerance_s"):
+        match_events([1.0], [1.0], tolerance_s=-0.1)

@@ -12,7 +12,7 @@ Scoring (shipped defaults, nothing tuned here):
   another episode there, which is a change, not a scripted transition) to TAIL_S before its last frame (a
   change in the tail has no frames left to settle before the cut);
 - change events are matched one-to-one to true transitions within +-0.5 s of their state start
-  (event_precision_recall); recall >= 0.95, precision >= 0.90;
+  (change_detection.match_events); recall >= 0.95, precision >= 0.90;
 - static stretches: from 0.5 s after a transition ends (first settled frame) to 0.5 s before the next starts
   (and from the episode start to the first transition); no change event may start inside one;
 - event text -> nearest arm-free state caption of the played episodes (Y-encoder, as the demo does) must be the
@@ -34,6 +34,7 @@ import time
 import pytest
 
 from conftest import REPO_ROOT, ros_messages_available
+from vljepa_ros.change_detection import EVENT_TOLERANCE_S as TOLERANCE_S
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not ros_messages_available(), reason="messages not built (make build)")]
@@ -43,7 +44,6 @@ EPISODES = 3
 MAX_FRAMES = 600       # 40 s per episode at most
 FPS = 15.0
 IMAGE_SIZE = 224
-TOLERANCE_S = 0.5
 TAIL_S = 2.0
 SETTLED_AFTER_S = 1.0
 
@@ -182,7 +182,7 @@ def _arm_free(state):
 
 
 def score(rows):
-    from vljepa_ros.change_detection import event_precision_recall
+    from vljepa_ros.change_detection import match_events
 
     truths = sorted((r for r in rows if r["type"] == "truth"), key=lambda r: r["stamp"])
     events = [r for r in rows if r["type"] == "event"]
@@ -208,21 +208,13 @@ def score(rows):
         scored_tr = [t for t in ep["transitions"] if ep["lo"] <= t["t"] <= ep["hi"]]
         scored_ev = [e for e in changes if ep["lo"] <= e["state_start"] <= ep["hi"]]
         boundary += [e for e in changes if ep["start"] - TOLERANCE_S <= e["state_start"] < ep["lo"]]
-        p, r = event_precision_recall([e["state_start"] for e in scored_ev], [t["t"] for t in scored_tr], TOLERANCE_S)
-        m = round(r * len(scored_tr))
-        matched, n_events, n_truths = matched + m, n_events + len(scored_ev), n_truths + len(scored_tr)
-        # which ones: nearest-first one-to-one matching for the report and the action check
-        used = set()
-        pairs = {}
-        for e in sorted(scored_ev, key=lambda e: e["state_start"]):
-            cands = [k for k, t in enumerate(scored_tr)
-                     if k not in used and abs(t["t"] - e["state_start"]) <= TOLERANCE_S]
-            if cands:
-                k = min(cands, key=lambda k: abs(scored_tr[k]["t"] - e["state_start"]))
-                used.add(k)
-                pairs[id(e)] = scored_tr[k]
-            else:
-                extras.append({"seed": ep["seed"], "t": round(e["state_start"] - ep["start"], 2), "text": e["text"]})
+        # one-to-one, the rule of the benchmark and the demo (change_detection.match_events)
+        found = dict(match_events([e["state_start"] for e in scored_ev], [t["t"] for t in scored_tr], TOLERANCE_S))
+        matched, n_events, n_truths = matched + len(found), n_events + len(scored_ev), n_truths + len(scored_tr)
+        used = set(found.values())
+        pairs = {id(e): scored_tr[found[k]] for k, e in enumerate(scored_ev) if k in found}
+        extras += [{"seed": ep["seed"], "t": round(e["state_start"] - ep["start"], 2), "text": e["text"]}
+                   for k, e in enumerate(scored_ev) if k not in found]
         # the new state an event reports: after its transition, or after the next ones it absorbed (changes that
         # started before it settled and got no event of their own)
         for e in scored_ev:

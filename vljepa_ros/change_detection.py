@@ -63,6 +63,8 @@ __all__ = [
     "ward_decode_times",
     "decode_quality",
     "decode_similarity",
+    "EVENT_TOLERANCE_S",
+    "match_events",
     "event_precision_recall",
 ]
 
@@ -582,34 +584,51 @@ def decode_similarity(
     return float(sims.mean())
 
 
-def event_precision_recall(
+# An event "finds" a true transition when its state start is this close to it
+# (camera time): the evaluation's tolerance, everywhere (evaluation.md).
+EVENT_TOLERANCE_S = 0.5
+
+
+def match_events(
     event_times_s: Sequence[float],
     true_transition_times_s: Sequence[float],
-    tolerance_s: float = 0.5,
-) -> tuple[float, float]:
-    """Precision and recall of detected events against true transitions, one-to-one.
-
-    An event within ``tolerance_s`` of a true transition is a hit; each true
-    transition absorbs at most one event, extra events are false alarms.
-    Matching is maximal: with equal-width windows on a line, the greedy
-    two-pointer sweep over sorted times is optimal.
-    Conventions: no events -> precision 1.0 (no false alarms); no true
-    transitions -> recall 1.0.
-    """
+    tolerance_s: float = EVENT_TOLERANCE_S,
+) -> list[tuple[int, int]]:
+    """The one rule that pairs detected events with true transitions
+    (benchmark, demo and integration test all use it): one-to-one, an event
+    within ``tolerance_s`` of a transition may take it, and the matching is
+    maximal. With equal-width windows on a line the greedy two-pointer sweep
+    over sorted times is optimal. Returns (event index, transition index)
+    pairs into the given sequences, in time order."""
     if tolerance_s < 0:
         raise ValueError(f"tolerance_s must be >= 0, got {tolerance_s}")
-    events = sorted(float(t) for t in event_times_s)
-    truths = sorted(float(t) for t in true_transition_times_s)
-    i = j = matched = 0
+    events = sorted(range(len(event_times_s)), key=lambda k: float(event_times_s[k]))
+    truths = sorted(range(len(true_transition_times_s)), key=lambda k: float(true_transition_times_s[k]))
+    i = j = 0
+    pairs = []
     while i < len(events) and j < len(truths):
-        if abs(events[i] - truths[j]) <= tolerance_s:
-            matched += 1
+        e, t = float(event_times_s[events[i]]), float(true_transition_times_s[truths[j]])
+        if abs(e - t) <= tolerance_s:
+            pairs.append((events[i], truths[j]))
             i += 1
             j += 1
-        elif events[i] < truths[j]:
+        elif e < t:
             i += 1  # too early for this and every later truth: a false alarm
         else:
             j += 1  # every remaining event is too late for this truth: a miss
-    precision = matched / len(events) if events else 1.0
-    recall = matched / len(truths) if truths else 1.0
+    return pairs
+
+
+def event_precision_recall(
+    event_times_s: Sequence[float],
+    true_transition_times_s: Sequence[float],
+    tolerance_s: float = EVENT_TOLERANCE_S,
+) -> tuple[float, float]:
+    """Precision and recall of detected events against true transitions,
+    matched by ``match_events``. Conventions: no events -> precision 1.0 (no
+    false alarms); no true transitions -> recall 1.0.
+    """
+    matched = len(match_events(event_times_s, true_transition_times_s, tolerance_s))
+    precision = matched / len(event_times_s) if len(event_times_s) else 1.0
+    recall = matched / len(true_transition_times_s) if len(true_transition_times_s) else 1.0
     return precision, recall
