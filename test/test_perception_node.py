@@ -411,3 +411,27 @@ def test_a_large_state_bank_is_encoded_while_frames_go_on(harness, episode):
     while node._bank_pending and time.monotonic() < deadline:
         time.sleep(0.05)
     assert node.pipeline.world.state_bank == old_bank
+
+
+def test_a_camera_without_usable_stamps_is_stamped_on_arrival(harness, episode):
+    """Zero or repeated stamps gave one embedding and then nothing, and events
+    stamped 0 (issue 11, fault 9). After 3 such frames the node stamps frames
+    on arrival, with one warning. Last in this file: the node stays so."""
+    from builtin_interfaces.msg import Time
+
+    _, frames = episode
+    node = harness.node
+    n, processed = len(harness.embeddings), node.processed
+    for k in range(8):
+        msg = harness.image(frames[k][1], 0.0)
+        msg.header.stamp = Time(sec=0, nanosec=0)
+        harness.publish_and_wait(msg, None)
+    assert node.arrival_stamps
+    deadline = time.monotonic() + 5
+    while len(harness.embeddings) < n + (node.processed - processed) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert node.processed - processed >= 6  # frames 3..8 at least, not one embedding and then nothing
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in harness.embeddings[n:]]
+    arrival = [s for s in stamps if s > 0]
+    assert len(arrival) >= 6 and arrival == sorted(arrival) and len(set(arrival)) == len(arrival)
+    assert abs(arrival[-1] - time.time()) < 60  # the node's clock (wall time here)

@@ -60,6 +60,7 @@ from .common import (
 
 NODE_NAME = "perception_node"
 WARN, ERROR = DiagnosticStatus.WARN[0], DiagnosticStatus.ERROR[0]
+REPEATED_STAMPS = 3  # zero or equal stamps in a row that mean a camera without usable stamps
 # decoder_node's change-detector parameters that decide when ~/action is estimated
 # (all but the heartbeat, which only concerns events)
 CHANGE_DETECTOR = tuple(n for n in CHANGE_PARAMS if n != "max_silence_s")
@@ -157,6 +158,9 @@ class PerceptionNode(Node):
         # counters (read by tests and benchmarks)
         self.received = self.processed = self.dropped = self.malformed = self.stale = self.rate_skipped = 0
         self._lost = LostFrames()  # frames that never arrived (stamp gaps): DDS drops them unseen
+        self.arrival_stamps = False  # True once the camera's own stamps proved unusable
+        self._last_rx_stamp: float | None = None
+        self._repeats = 0
         self.latencies_ms: deque[float] = deque(maxlen=10_000)
         self.stage_ms: deque[dict] = deque(maxlen=10_000)
         self._stamps = StampBook()
@@ -230,6 +234,7 @@ class PerceptionNode(Node):
     # ---- frames ------------------------------------------------------------------
     def _on_image(self, msg) -> None:
         received_at = time.perf_counter()
+        self._check_stamp(msg)
         lost = self._lost.add(stamp_to_s(msg.header.stamp))
         self._health.note_input()
         with self._cv:
@@ -240,6 +245,25 @@ class PerceptionNode(Node):
                 self._skipped_since_publish += 1
             self._mailbox = (msg, received_at)
             self._cv.notify()
+
+    def _check_stamp(self, msg) -> None:
+        """A camera with zero or repeated stamps got one embedding and then
+        nothing (every later frame was 'not newer'). After REPEATED_STAMPS
+        zero or unchanged stamps in a row (one zero stamp can be a simulation
+        starting at t = 0), every frame is stamped with its arrival time (this
+        node's clock), with one warning."""
+        if not self.arrival_stamps:
+            s = stamp_to_s(msg.header.stamp)
+            self._repeats = self._repeats + 1 if s == 0.0 or s == self._last_rx_stamp else 0
+            self._last_rx_stamp = s
+            if self._repeats >= REPEATED_STAMPS:
+                self.arrival_stamps = True
+                self.get_logger().warn(
+                    f"camera stamps are {'zero' if s == 0.0 else f'repeated ({s:.9f} s, {self._repeats + 1} times)'}"
+                    ": stamping every frame with its arrival time (this node's clock) from now on; fix the "
+                    "camera driver's stamps to get capture times")
+        if self.arrival_stamps:
+            msg.header.stamp = self.get_clock().now().to_msg()
 
     def _work(self) -> None:
         while True:
@@ -389,7 +413,8 @@ class PerceptionNode(Node):
         level, message = level_and_message(problems)
         values = {"received_rate_hz": rates["received"], "processed_rate_hz": rates["processed"],
                   "camera_rate_hz": camera_hz, **stats, "latency_p50_ms": p50, "latency_p95_ms": p95,
-                  "model_id": self.pipeline.model_id, "warm_up_ms": self.warm_up_ms}
+                  "model_id": self.pipeline.model_id, "warm_up_ms": self.warm_up_ms,
+                  "arrival_stamps": self.arrival_stamps}
         self._diagnostics_pub.publish(diagnostic_array(self, f"{self.get_fully_qualified_name()}: images",
                                                        self.pipeline.model_id, level, message, values))
 
