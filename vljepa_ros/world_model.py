@@ -13,6 +13,8 @@ the query text; answers are ranked against Y-encoded candidate phrases::
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import torch
 
@@ -20,6 +22,9 @@ from .models.vljepa import VLJEPA
 from .models.x_encoder import FrameFeatureCache, pad_window, preprocess_frame
 from .models.y_encoder import PhraseBank
 from .world_types import CACHE_FRAMES, QueryTemplates, Ranked, Window
+
+# Candidate texts of callers kept encoded (about 1 kB each with a 256-d model).
+PHRASE_CACHE_TEXTS = 16_384
 
 __all__ = ["QueryTemplates", "Ranked", "Window", "WorldModel", "outcome_consistency"]  # the types live in world_types
 
@@ -57,7 +62,10 @@ class WorldModel:
         self.cache = FrameFeatureCache(max(cache_frames, self.window_frames))
         self._state_bank = PhraseBank(model.y_encoder, state_bank)
         self._action_bank = PhraseBank(model.y_encoder, action_bank)
-        self._phrase_cache: dict[tuple[str, ...], PhraseBank] = {}
+        # encoded candidate lists of callers (~/ask, ~/predict_outcome), least
+        # recently used first, bounded by their total number of texts
+        self._phrase_cache: OrderedDict[tuple[str, ...], PhraseBank] = OrderedDict()
+        self.phrase_cache_texts = PHRASE_CACHE_TEXTS
 
     # ---- banks ----------------------------------------------------------------
     @property
@@ -122,9 +130,14 @@ class WorldModel:
         key = tuple(candidates)
         bank = self._phrase_cache.get(key)
         if bank is None:
-            if len(self._phrase_cache) > 256:  # candidates come from callers; keep the cache bounded
-                self._phrase_cache.clear()
             bank = self._phrase_cache[key] = PhraseBank(self.model.y_encoder, list(candidates))
+            # by texts, not lists: 256 lists of 200 new candidates each were 50k embeddings
+            total = sum(len(k) for k in self._phrase_cache)
+            while total > self.phrase_cache_texts and len(self._phrase_cache) > 1:
+                old, _ = self._phrase_cache.popitem(last=False)
+                total -= len(old)
+        else:
+            self._phrase_cache.move_to_end(key)
         return bank
 
     @torch.no_grad()
