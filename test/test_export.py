@@ -25,7 +25,7 @@ from vljepa_ros.models import (
     preprocess_frame,
 )
 from vljepa_ros.models.text import tokenize
-from vljepa_ros.runtime import GRAPH_FILES, MANIFEST_FILE, BackendError, check_backend, onnx_model
+from vljepa_ros.runtime import GRAPH_FILES, MANIFEST_FILE, BackendError, cache_export_dir, check_backend, onnx_model
 from vljepa_ros.runtime.onnx_model import OnnxModel, WordPiece, load_onnx_checkpoint, preprocess_frame_np
 from vljepa_ros.world_model import QueryTemplates
 
@@ -47,8 +47,12 @@ TEXTS = ["a red cube at the front left of the table ; the room is lit", "the roo
 def asset_export(tmp_path_factory):
     """The shipped model through the CLI: export + parity on the demo episode's
     first 30 frames, both ONNX backends (the report is read back as JSON)."""
-    out = tmp_path_factory.mktemp("onnx") / "tabletop"
-    report = out.parent / "parity.json"
+    cache = tmp_path_factory.getbasetemp() / "cache"  # the tests' cache (_own_cache), where nodes look
+    model_id = load_checkpoint(default_model_path(), with_decoder=False).model_id
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VLJEPA_ROS_CACHE", str(cache))
+        out = cache_export_dir(model_id)
+    report = tmp_path_factory.mktemp("parity") / "parity.json"
     rc = export_main(["--out", str(out), "--max-frames", "30", "--render-size", "224", "--json", str(report)])
     return out, json.loads(report.read_text()), rc
 
@@ -197,3 +201,27 @@ print("ok", events[0].text)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
                           env=env)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_nodes_backend_parameter(asset_export):
+    """backend is a read-only parameter of both nodes; an ONNX backend finds the
+    export in the cache and runs the ONNX world model / text ops."""
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.parameter import Parameter
+
+    from vljepa_ros.ros.decoder_node import DecoderNode
+    from vljepa_ros.ros.perception_node import PerceptionNode
+    from vljepa_ros.runtime.onnx_model import OnnxText, OnnxWorldModel
+
+    rclpy.init()
+    try:
+        with pytest.raises(ValueError, match="backend"):
+            PerceptionNode(parameter_overrides=[Parameter("backend", value="tensorrt")])
+        node = PerceptionNode(parameter_overrides=[Parameter("backend", value="onnxruntime")])
+        assert isinstance(node.pipeline.world, OnnxWorldModel)
+        node.destroy_node()
+        node = DecoderNode(parameter_overrides=[Parameter("backend", value="openvino")])
+        assert isinstance(node.decoder.text, OnnxText)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()

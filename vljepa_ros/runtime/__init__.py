@@ -70,7 +70,28 @@ def export_dirs(checkpoint_dir: str | os.PathLike, model_id: str) -> list[Path]:
     return [Path(checkpoint_dir) / EXPORT_DIRNAME, cache_export_dir(model_id)]
 
 
+def load_backend(backend: str, model_path: str | os.PathLike | None = None, threads: int = 1,
+                 log=None, auto_export: bool = True):
+    """The checkpoint at ``model_path`` (default: the shipped model) on ``backend``:
+    a ``checkpoint.Checkpoint`` for torch (torch is imported only then), an
+    ``onnx_model.OnnxCheckpoint`` otherwise, its export found or (``auto_export``)
+    made in a child process, reported through ``log``. Any problem raises
+    BackendError naming the backend or file."""
+    check_backend(backend)
+    if backend == "torch":
+        from ..checkpoint import CheckpointError, load_model
+
+        try:
+            return load_model(model_path or None)
+        except CheckpointError as e:
+            raise BackendError(str(e)) from e
+    from .onnx_model import load_onnx_checkpoint
+
+    return load_onnx_checkpoint(model_path or None, backend, threads, auto_export=auto_export, log=log)
+
+
 __all__ = [
     "BACKENDS", "DEFAULT_BACKEND", "ONNX_BACKENDS", "EXPORT_FORMAT", "MANIFEST_FILE", "OPSET", "GRAPH_FILES",
     "WORDS_FILE", "TOKENIZER_FILE", "BackendError", "check_backend", "cache_root", "cache_export_dir", "export_dirs",
+    "load_backend",
 ]

@@ -49,6 +49,7 @@ from . import (
 )
 
 TEXT_BATCH = 256  # phrases per Y-encoder call when a bank is encoded
+OUTCOME_BATCH = 16  # actions per predictor call in the world model's check of an action estimate
 
 
 # ---------------------------------------------------------------------------
@@ -127,6 +128,9 @@ class _OrtGraph:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No memory arena: an arena keeps its largest working set for the
+        # process's life (perception peak 303 -> 272 MB, tools/bench_backends.py).
+        so.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()]
 
@@ -213,6 +217,7 @@ class OnnxModel:
         self.manifest = m = read_manifest(d)
         self.model_id = m["model_id"]
         self.cfg = _Config(m["config"])
+        self.cfg.embed_dim = int(self.cfg.predictor.embed_dim)  # VLJEPAConfig.embed_dim (a property there)
         files = {name: d / GRAPH_FILES[name] for name in m["graphs"]}
         for f in [*files.values(), d / WORDS_FILE, d / TOKENIZER_FILE]:
             if not f.is_file():
@@ -263,13 +268,31 @@ class OnnxModel:
         inputs["before"] = np.ascontiguousarray(before_window_features, dtype=np.float32)
         return self._graph("pair")(**inputs)[0]
 
+    def preload_text_cache(self, trunk: dict[str, np.ndarray], head_weight: np.ndarray, head_bias: np.ndarray):
+        """Use a checkpoint's text cache (the frozen MiniLM trunk's pooled output
+        per bank phrase, ``checkpoint.TEXT_CACHE_FILE``) for those texts: their
+        embedding is then only the trained head, as on the torch path (the
+        same fp16 trunk values, and no MiniLM forward over a 6,000-phrase
+        bank at start-up)."""
+        self._trunk = trunk
+        self._head = (np.asarray(head_weight, np.float32), np.asarray(head_bias, np.float32))
+
     def encode_text(self, texts: list[str]) -> np.ndarray:
         # B texts -> (B,D) unit norm
-        out = []
-        for i in range(0, len(texts), TEXT_BATCH):
-            ids, mask = self.tokenizer(texts[i: i + TEXT_BATCH], int(self.cfg.y_encoder.max_length))
-            out.append(self._graph("text")(words=self._words(ids), mask=mask)[0])
-        return np.concatenate(out) if out else np.zeros((0, int(self.cfg.predictor.embed_dim)), np.float32)
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), int(self.cfg.predictor.embed_dim)), np.float32)
+        trunk = getattr(self, "_trunk", {})
+        cached = [i for i, t in enumerate(texts) if t in trunk]
+        if cached:  # YEncoder.forward on a frozen trunk: normalize(head(trunk output))
+            w, b = self._head
+            y = np.stack([trunk[texts[i]] for i in cached]).astype(np.float32) @ w.T + b
+            out[cached] = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+        rest = [i for i, t in enumerate(texts) if t not in trunk]
+        for k in range(0, len(rest), TEXT_BATCH):
+            rows = rest[k: k + TEXT_BATCH]
+            ids, mask = self.tokenizer([texts[i] for i in rows], int(self.cfg.y_encoder.max_length))
+            out[rows] = self._graph("text")(words=self._words(ids), mask=mask)[0]
+        return out
 
     def generate(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Greedy, batched, at most max_len tokens -> (sub ids (B,n), mean log-prob (B,)):
@@ -474,9 +497,14 @@ class OnnxWorldModel:
         if not outcome_weight:
             return self._rank(emb, bank)
         after_state = self.embed(self.queries.state, after_window)
-        # world_model.outcome_consistency on arrays
-        windows = np.repeat(before, len(bank), axis=0)
-        outcomes = self.model.predict(windows, [self.queries.outcome.format(action=a) for a in bank.texts])
+        # world_model.outcome_consistency on arrays, OUTCOME_BATCH actions per
+        # call: rows are independent, and the engine's working memory for a
+        # batch of the whole 92-action bank stayed in the process (+200 MB RSS)
+        queries = [self.queries.outcome.format(action=a) for a in bank.texts]
+        outcomes = np.concatenate([
+            self.model.predict(np.repeat(before, len(queries[i: i + OUTCOME_BATCH]), axis=0),
+                               queries[i: i + OUTCOME_BATCH])
+            for i in range(0, len(queries), OUTCOME_BATCH)])
         return self._rank(emb, bank, bonus=outcome_weight * (outcomes @ after_state))
 
     def predict_outcome(self, action: str, candidates: list[str] | None = None, window=None) -> Ranked:
@@ -574,6 +602,33 @@ def read_checkpoint_config(path: str | os.PathLike) -> tuple[dict, str]:
     return config, model_id
 
 
+def _load_text_cache(d: Path, model: OnnxModel, model_id: str, banks: dict[str, list[str]]) -> None:
+    """checkpoint._load_text_cache without torch (safetensors' numpy reader)."""
+    from safetensors import safe_open
+
+    f = d / "text_cache.safetensors"
+    if not f.is_file():
+        return
+    try:
+        with safe_open(str(f), "np") as st:
+            meta = st.metadata() or {}
+            cache = {k: st.get_tensor(k) for k in st.keys()}
+        with safe_open(str(d / "model.safetensors"), "np") as st:
+            w, b = st.get_tensor("model.y_encoder.head.weight"), st.get_tensor("model.y_encoder.head.bias")
+    except Exception as e:  # safetensors' error class is named differently across versions
+        raise BackendError(f"{f}: cannot read the text cache or the Y-encoder head: {e}") from e
+    if meta.get("model_id") != model_id:
+        raise BackendError(f"{f}: made for {meta.get('model_id')!r}, not {model_id} (stale: re-save the checkpoint)")
+    trunk = {}
+    for kind, t in cache.items():
+        bank = banks.get(kind)
+        if bank is None or t.shape != (len(bank), w.shape[1]):
+            raise BackendError(f"{f}: tensor {kind!r} has shape {t.shape}, expected "
+                               f"({len(bank or [])}, {w.shape[1]}) for the {kind!r} phrase bank of config.json")
+        trunk.update(zip(bank, t))
+    model.preload_text_cache(trunk, w, b)
+
+
 def find_export(checkpoint_dir: str | os.PathLike, model_id: str) -> Path | None:
     """The first export of ``model_id`` in :func:`export_dirs`, or None."""
     for d in export_dirs(checkpoint_dir, model_id):
@@ -636,6 +691,8 @@ def load_onnx_checkpoint(path: str | os.PathLike | None, backend: str, threads: 
     if model.model_id != model_id:
         raise BackendError(f"{Path(export_dir) / MANIFEST_FILE}: export of {model.model_id}, "
                            f"but the checkpoint {d} is {model_id} (stale export: re-run `vljepa-export`)")
+    banks = {k: list(v) for k, v in (config.get("phrase_banks") or {}).items()}
+    _load_text_cache(d, model, model_id, banks)
     return OnnxCheckpoint(model=model, model_id=model_id, queries=dict(config.get("queries") or {}),
                           phrase_banks={k: list(v) for k, v in (config.get("phrase_banks") or {}).items()},
                           config=config, path=d)
