@@ -18,6 +18,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from ..change_detection import ChangeDetectorConfig
 from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError, compressed_to_rgb, cv2_to_rgb, image_to_rgb
+from ..runtime import BACKENDS, DEFAULT_BACKEND
 
 # Camera input: best effort, keep only the newest frame (never fall behind).
 SENSOR_QOS_LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -261,6 +262,12 @@ def service_qos(depth: int) -> QoSProfile:
 # diagnostic_aggregator read): one status per node, published at 1 Hz.
 DIAGNOSTICS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.VOLATILE)
+# The inference engine of both nodes (vljepa_ros.runtime; the ONNX ones need no torch).
+BACKEND_PARAM = Param(DEFAULT_BACKEND, "Inference engine: 'torch' (the model as trained), 'onnxruntime' or "
+                      "'openvino' (the checkpoint's ONNX export, from vljepa-export; exported into the cache on "
+                      "first use, which is logged). The ONNX backends run without torch.", choices=BACKENDS,
+                      read_only=True)
+
 DIAGNOSTIC_PARAMS: dict[str, Param] = {
     "stale_after_s": Param(5.0, "/diagnostics: WARN when no input arrived for this long (wall time).",
                            (0.1, 3600.0)),

@@ -23,9 +23,10 @@ from std_msgs.msg import Header
 
 from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent
 
-from ..checkpoint import CheckpointError, load_model
+from ..runtime import BackendError, load_backend
 from ..semantic_events import DECODE_MODES, SemanticEventDecoder
 from .common import (
+    BACKEND_PARAM,
     CHANGE_PARAMS,
     DIAGNOSTIC_PARAMS,
     DIAGNOSTICS_QOS,
@@ -53,6 +54,7 @@ KINDS = {"initial": SemanticEvent.KIND_INITIAL, "change": SemanticEvent.KIND_CHA
 PARAMS: dict[str, Param] = {
     "model_path": Param("", "Checkpoint directory ('~' expanded); empty = the shipped default model.",
                         read_only=True),
+    "backend": BACKEND_PARAM,
     "decode_mode": Param("generative", "'generative': the small text decoder; 'retrieval': nearest phrase of "
                          "text_bank.", choices=DECODE_MODES),
     "text_bank": Param([""], "Phrases for retrieval decoding; [] or [''] = the model's state bank.",
@@ -78,8 +80,8 @@ class DecoderNode(Node):
         self.pose_frame = p["camera_pose_frame"]
         model_path = os.path.expanduser(p["model_path"])
         try:
-            checkpoint = load_model(model_path or None)
-        except CheckpointError as e:
+            checkpoint = load_backend(p["backend"], model_path or None, log=self.get_logger().info)
+        except BackendError as e:
             raise RuntimeError(f"cannot load the model (model_path={model_path!r}): {e}") from e
         mode, action_match_s, action_wait_s = p["decode_mode"], p["action_match_s"], p["action_wait_s"]
         stats_rate = p["stats_rate_hz"]

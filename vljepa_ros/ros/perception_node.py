@@ -31,10 +31,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from vljepa_ros.msg import ActionEstimate, SemanticEmbedding, WorldState
 from vljepa_ros.srv import Ask, PredictOutcome
 
-from ..checkpoint import CheckpointError, load_model
 from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError
 from ..perception import ACTION_OUTCOME_WEIGHT_MAX, PerceptionConfig, PerceptionPipeline
+from ..runtime import BackendError, load_backend
 from .common import (
+    BACKEND_PARAM,
     CHANGE_PARAMS,
     DIAGNOSTIC_PARAMS,
     DIAGNOSTICS_QOS,
@@ -72,8 +73,9 @@ PARAMS: dict[str, Param] = {
                              "'image/compressed'.", choices=("raw", "compressed"), read_only=True),
     "use_cv_bridge": Param(True, "Convert images with cv_bridge when it is installed (else the built-in "
                            "conversion of rgb8, bgr8, rgba8, bgra8, mono8, mono16).", read_only=True),
-    "threads": Param(1, "torch intra-op threads for inference (1: keeps up best when other processes share "
-                     "the CPU).", (1, 64), read_only=True),
+    "backend": BACKEND_PARAM,
+    "threads": Param(1, "Intra-op threads for inference, torch or the ONNX engine (1: keeps up best when other "
+                     "processes share the CPU).", (1, 64), read_only=True),
     "window_frames": Param(0, "Frames per window; 0 = the model's window size.", (0, 64), read_only=True),
     "max_rate_hz": Param(0.0, "Upper bound on processed frames per second (camera time); 0 = every frame the "
                          "node can keep up with.", (0.0, 240.0)),
@@ -116,8 +118,8 @@ class PerceptionNode(Node):
         change = change_config(p)
         model_path = os.path.expanduser(p["model_path"])
         try:
-            checkpoint = load_model(model_path or None)
-        except CheckpointError as e:
+            checkpoint = load_backend(p["backend"], model_path or None, p["threads"], log=self.get_logger().info)
+        except BackendError as e:
             raise RuntimeError(f"cannot load the model (model_path={model_path!r}): {e}") from e
         self.pipeline = PerceptionPipeline(
             checkpoint,
