@@ -6,6 +6,7 @@ launch/perception.launch.py, in one process on one executor thread
 (perception_node infers on its own worker thread):
 
     sim_camera (optional) -> perception_node -> decoder_node -> semantic_events
+                                            +-> memory_node (~/query, ~/latest, ~/stats; --no-memory: off)
 
     python -m vljepa_ros.ros.bringup --params-file config/perception.yaml \
         --image-topic /camera/image_raw [--namespace robot1] [--use-sim-time]
@@ -44,10 +45,11 @@ class Graph:
     decoder: object
     camera: object | None = None
     extra: list = field(default_factory=list)
+    memory: object | None = None
 
     @property
     def nodes(self) -> list:
-        return [n for n in (self.camera, self.perception, self.decoder, *self.extra) if n is not None]
+        return [n for n in (self.camera, self.perception, self.decoder, self.memory, *self.extra) if n is not None]
 
 
 def _ros_args(params_file: Path | None, namespace: str, remaps: dict[str, str], extra=()) -> list[str]:
@@ -67,12 +69,13 @@ def _ros_args(params_file: Path | None, namespace: str, remaps: dict[str, str], 
 def build_graph(params_file: Path | None = None, *, namespace: str = "", image_topic: str = "/camera/image_raw",
                 model_path: str = "", use_sim_time: bool = False, sim_camera: dict | None = None,
                 perception_overrides: dict | None = None, decoder_overrides: dict | None = None,
-                ros_args=()) -> Graph:
+                ros_args=(), memory_overrides: dict | None = None) -> Graph:
     """Create the nodes (rclpy must be initialised). ``sim_camera``: parameters
     for a SimCameraNode, or None for an external camera. The camera is created
     last, after the models are loaded, so its first frame finds them ready.
     ``ros_args``: the user's ``--ros-args ...`` (e.g. ``-p threshold:=0.1``),
-    given to every node after the parameter file."""
+    given to every node after the parameter file. ``memory_overrides``:
+    parameters for a memory_node (e.g. ``{"memory_dir": ...}``), None = none."""
     from .decoder_node import DecoderNode
     from .perception_node import PerceptionNode
 
@@ -89,13 +92,20 @@ def build_graph(params_file: Path | None = None, *, namespace: str = "", image_t
                                                                       "action": "perception_node/action"},
                                              ros_args),
                           parameter_overrides=overrides(decoder_overrides))
+    memory = None
+    if memory_overrides is not None:
+        from .memory_node import MemoryNode
+
+        memory = MemoryNode(cli_args=_ros_args(params_file, namespace, {"embedding": "perception_node/embedding"},
+                                               ros_args),
+                            parameter_overrides=overrides(memory_overrides))
     camera = None
     if sim_camera is not None:
         from .sim_camera_node import SimCameraNode
 
         camera = SimCameraNode(cli_args=_ros_args(None, namespace, {}, ros_args),
                                parameter_overrides=[Parameter(k, value=v) for k, v in sim_camera.items()])
-    return Graph(perception=perception, decoder=decoder, camera=camera)
+    return Graph(perception=perception, decoder=decoder, camera=camera, memory=memory)
 
 
 def spin_graph(graph: Graph, until=None, timeout_s: float | None = None, threads: int = 1) -> bool:
@@ -135,6 +145,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model-path", default="")
     parser.add_argument("--use-sim-time", action="store_true")
     parser.add_argument("--sim-camera", action="store_true", help="also run the simulated camera")
+    parser.add_argument("--no-memory", action="store_true", help="do not run memory_node (as launch memory:=false)")
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=ros_args)
     graph = None
@@ -142,7 +153,7 @@ def main(argv=None) -> int:
         sim = {"time_source": "sim"} if args.sim_camera else None
         graph = build_graph(args.params_file, namespace=args.namespace, image_topic=args.image_topic,
                             model_path=args.model_path, use_sim_time=args.use_sim_time, sim_camera=sim,
-                            ros_args=ros_args)
+                            ros_args=ros_args, memory_overrides=None if args.no_memory else {})
         spin_graph(graph)
     except KeyboardInterrupt:
         pass

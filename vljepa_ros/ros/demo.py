@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 
 import rclpy
@@ -48,6 +49,44 @@ def _nearest(model, texts: list[str], bank: list[str]) -> list[str]:
     return [bank[i] for i in (e @ b.T).argmax(1).tolist()]
 
 
+def _ask_memory(graph, client_node, t0: float, final_state: dict, transitions: list[dict]) -> None:
+    """Two questions to memory_node's services after the episode (what a planner would ask)."""
+    from vljepa_ros.sim.captions import object_phrase
+    from vljepa_ros.srv import LatestMoment, QueryMemory
+
+    def call(srv_type, name, **fields):
+        client = client_node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=10.0):
+            return None
+        request = srv_type.Request()
+        for k, v in fields.items():
+            setattr(request, k, v)
+        future = client.call_async(request)
+        spin_graph(graph, until=future.done, timeout_s=30.0)
+        return future.result()
+
+    print()
+    print("memory (memory_node services, after the episode):")
+    if final_state["objects"]:
+        text = object_phrase(final_state["objects"][0])
+        r = call(QueryMemory, "memory_node/query", text=text, top_k=1)
+        if r is not None and r.success and r.moments:
+            m = r.moments[0]
+            print(f"  ~/query  {text!r}: moment at {stamp_to_s(m.header.stamp) - t0:.2f}s-"
+                  f"{stamp_to_s(m.end_stamp) - t0:.2f}s (score {m.score:.3f}{', now' if m.is_open else ''}) "
+                  f"text {m.text!r}")
+        else:
+            print(f"  ~/query  {text!r}: {r.message if r is not None else 'no answer'}")
+    r = call(LatestMoment, "memory_node/latest", text="the lamp is off")
+    lamp_off = [t["t_start"] for t in transitions if t["action"].get("kind") == "lamp_off"]
+    truth = f"scripted: {lamp_off[-1]:.2f}s" if lamp_off else "scripted: never switched off"
+    if r is not None and r.success:
+        print(f"  ~/latest 'the lamp is off': since {stamp_to_s(r.since) - t0:.2f}s ({truth}); that moment's "
+              f"text {r.moment.text!r}")
+    else:
+        print(f"  ~/latest 'the lamp is off': {r.message if r is not None else 'no answer'} ({truth})")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="vljepa-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--episode-seed", type=int, default=7)
@@ -72,7 +111,8 @@ def main(argv=None) -> int:
             sim_camera={"episode_seed": args.episode_seed, "split": args.split, "fps": args.fps,
                         "image_size": args.image_size, "time_source": "sim", "start_delay_s": 1.0,
                         "max_frames": args.max_frames},
-            decoder_overrides={"decode_mode": args.decode_mode})
+            decoder_overrides={"decode_mode": args.decode_mode},
+            memory_overrides={"memory_dir": tempfile.mkdtemp(prefix="vljepa-demo-memory-")})
         camera, perception = graph.camera, graph.perception
         script = camera.script
         n_frames = args.max_frames or script.n_frames
@@ -140,6 +180,7 @@ def main(argv=None) -> int:
               f"(nearest of the episode's states: {correct_text}/{len(events)}); "
               f"action right: {action_right}/{len(with_action)}; "
               f"wall time {wall:.1f} s")
+        _ask_memory(graph, printer, t0, truths[-1].state(), transitions)
         return 0
     except (ValueError, RuntimeError) as e:
         print(f"vljepa-demo: {e}", file=sys.stderr)
