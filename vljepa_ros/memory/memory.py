@@ -311,6 +311,16 @@ class SemanticMemory:
         by_id = {m.id: m for m in rows + extra if _in(m, window_ns, region)}
         return sorted(by_id.values(), key=lambda m: -m.start_ns)[:limit]
 
+    @property
+    def pending(self) -> int:
+        """Closed moments not yet written."""
+        return len(self._pending)
+
+    @property
+    def stored_this_model(self) -> int:
+        """Moments of this model in the store (a counter: no store scan)."""
+        return self._own
+
     def stats(self) -> dict:
         rng = self.store.stamp_range(self.model_id)
         current = self.segmenter.current

@@ -198,7 +198,10 @@ class MomentStore:
             # (refine_factor). IVF_HNSW_SQ took 455 s to build at 10^5 on 2 cores.
             from lancedb.index import Bitmap, BTree, IvfPq
 
-            table.create_index("embedding", config=IvfPq(distance_type="cosine", num_partitions=int(np.sqrt(n)),
+            # sqrt(n) partitions capped at 256: k-means training grows with partitions^2 and
+            # 1,000 partitions at 10^6 rows would take ~30 min on 2 cores (tools/bench_memory_store.py)
+            table.create_index("embedding", config=IvfPq(distance_type="cosine",
+                                                          num_partitions=int(min(256, np.sqrt(n))),
                                                           num_sub_vectors=32))
             table.create_index("start_ns", config=BTree())
             table.create_index("model_id", config=Bitmap())  # few distinct values

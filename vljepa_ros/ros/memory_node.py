@@ -133,7 +133,7 @@ class MemoryNode(Node):
         self.memory = SemanticMemory(store, self.model_id, encode_text, config, change_config, self._pose_at)
         self._lock = threading.Lock()  # the executor thread and the maintenance thread share the memory
         self._maintaining: threading.Thread | None = None
-        self._maintained_at = self.memory.stats()["stored_this_model"]
+        self._maintained_at = self.memory.stored_this_model
         self.rejected = 0
 
         self.create_subscription(SemanticEmbedding, "embedding", self._on_embedding, _deep_reliable())
@@ -205,7 +205,7 @@ class MemoryNode(Node):
         with self._lock:
             self.memory.flush(force=False)
         self._report_write_error()
-        stored = self.memory.stats()["stored_this_model"]
+        stored = self.memory.stored_this_model  # not stats(): that scans the store
         if stored - self._maintained_at >= MAINTAIN_EVERY and self._maintaining is None:
             # index + compaction can take minutes at 10^6 moments: off the executor thread
             self._maintained_at = stored
@@ -222,7 +222,7 @@ class MemoryNode(Node):
 
     def _report_write_error(self) -> None:
         if self.memory.last_error:
-            self.get_logger().error(f"{self.memory.last_error} ({len(self.memory._pending)} moments kept in memory "
+            self.get_logger().error(f"{self.memory.last_error} ({self.memory.pending} moments kept in memory "
                                     "until a write succeeds)", throttle_duration_sec=10.0)
 
     # ---- services ---------------------------------------------------------------
