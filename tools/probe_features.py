@@ -156,22 +156,26 @@ def target_space(ckpt, n: int = 300, seed: int = 0) -> dict:
         o = rng.choice(s["objects"])
         used = {(p["colour"], p["shape"]) for p in s["objects"]}
         if what == "colour":
-            o["colour"] = rng.choice([c for c in COLOURS if (c, o["shape"]) not in used])
-        elif what == "shape":
-            o["shape"] = rng.choice([x for x in SHAPES if (o["colour"], x) not in used])
+            options = [c for c in COLOURS if (c, o["shape"]) not in used]
+        elif what == "shape":  # empty when the scene holds all three shapes of o's colour
+            options = [x for x in SHAPES if (o["colour"], x) not in used]
         elif what == "cell":
-            free = [c for c in CELLS if list(c) not in [p["cell"] for p in s["objects"]]]
-            o["cell"] = list(rng.choice(free))
+            options = [list(c) for c in CELLS if list(c) not in [p["cell"] for p in s["objects"]]]
         else:
             s["lamp_on"] = not s["lamp_on"]
+            return s
+        if not options:
+            return None
+        o[{"colour": "colour", "shape": "shape", "cell": "cell"}[what]] = rng.choice(options)
         return s
 
     out = {}
     base = [random_state() for _ in range(n)]
     a = model.encode_text([state_caption(s) for s in base])
     for what in ("colour", "shape", "cell", "lamp"):
-        b = model.encode_text([state_caption(changed(s, what)) for s in base])
-        out[f"cos_{what}_changed"] = float((a * b).sum(1).mean())
+        pairs = [(k, c) for k, c in enumerate(changed(s, what) for s in base) if c is not None]
+        b = model.encode_text([state_caption(c) for _, c in pairs])
+        out[f"cos_{what}_changed"] = float((a[[k for k, _ in pairs]] * b).sum(1).mean())
     other = model.encode_text([state_caption(random_state()) for _ in range(n)])
     out["cos_random_pair"] = float((a * other).sum(1).mean())
     return out
