@@ -171,8 +171,9 @@ def main(argv=None) -> int:
         for t in transitions:
             print(f"  {t['t_start']:7.2f}s  {action_text(t['action'])}")
         print()
-        print(f"summary: {camera.frames_published} frames published, {p['processed']} processed by perception "
-              f"({p['dropped']} dropped, {p['malformed']} malformed), {embeddings} embeddings decoded "
+        print(f"summary: {camera.frames_published} frames published, {p['received']} received and "
+              f"{p['processed']} processed by perception ({p['dropped']} dropped, {p['stale']} stale, "
+              f"{p['malformed']} malformed), {embeddings} embeddings decoded "
               f"{d['decodes']} times -> {len(events)} events ({len(changes)} changes); decode ratio "
               f"{d['decodes'] / max(1, embeddings):.3f} (fixed-rate decoding: 1.000)")
         print(f"         changes within 0.5 s of a scripted change: {hits}/{len(true_times)} "
