@@ -32,3 +32,17 @@ def test_candidate_lists_are_kept_by_texts_least_recently_used_first(world):
     assert tuple(lists[1]) not in world._phrase_cache  # the least recently used went first
     answer = world.ask("which?", lists[5])
     assert sorted(answer.labels) == sorted(lists[5])
+
+
+def test_the_onnx_world_model_uses_the_same_bounded_cache():
+    # the ONNX runtime kept 256 lists of any size, then dropped them all at once
+    from vljepa_ros.world_types import CandidateCache
+
+    cache = CandidateCache(max_texts=25)
+    made = []
+    for i in range(4):
+        cache.get_or_make(tuple(f"t{i}.{k}" for k in range(10)), lambda i=i: made.append(i) or i)
+    assert made == [0, 1, 2, 3] and sum(len(k) for k in cache) <= 25
+    assert list(cache.values()) == [2, 3]  # least recently used first out
+    assert cache.get_or_make(tuple(f"t2.{k}" for k in range(10)), lambda: 99) == 2  # a hit makes nothing
+    assert list(cache.values()) == [3, 2]

@@ -13,18 +13,13 @@ the query text; answers are ranked against Y-encoded candidate phrases::
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 import torch
 
 from .models.vljepa import VLJEPA
 from .models.x_encoder import FrameFeatureCache, pad_window, preprocess_frame
 from .models.y_encoder import PhraseBank
-from .world_types import CACHE_FRAMES, QueryTemplates, Ranked, Window
-
-# Candidate texts of callers kept encoded (about 1 kB each with a 256-d model).
-PHRASE_CACHE_TEXTS = 16_384
+from .world_types import CACHE_FRAMES, PHRASE_CACHE_TEXTS, CandidateCache, QueryTemplates, Ranked, Window
 
 __all__ = ["QueryTemplates", "Ranked", "Window", "WorldModel", "outcome_consistency"]  # the types live in world_types
 
@@ -62,10 +57,7 @@ class WorldModel:
         self.cache = FrameFeatureCache(max(cache_frames, self.window_frames))
         self._state_bank = PhraseBank(model.y_encoder, state_bank)
         self._action_bank = PhraseBank(model.y_encoder, action_bank)
-        # encoded candidate lists of callers (~/ask, ~/predict_outcome), least
-        # recently used first, bounded by their total number of texts
-        self._phrase_cache: OrderedDict[tuple[str, ...], PhraseBank] = OrderedDict()
-        self.phrase_cache_texts = PHRASE_CACHE_TEXTS
+        self._phrase_cache = CandidateCache(PHRASE_CACHE_TEXTS)  # callers' encoded candidate lists
 
     # ---- banks ----------------------------------------------------------------
     @property
@@ -127,18 +119,16 @@ class WorldModel:
     def _bank_for(self, candidates: list[str] | None, default: PhraseBank) -> PhraseBank:
         if candidates is None:
             return default
-        key = tuple(candidates)
-        bank = self._phrase_cache.get(key)
-        if bank is None:
-            bank = self._phrase_cache[key] = PhraseBank(self.model.y_encoder, list(candidates))
-            # by texts, not lists: 256 lists of 200 new candidates each were 50k embeddings
-            total = sum(len(k) for k in self._phrase_cache)
-            while total > self.phrase_cache_texts and len(self._phrase_cache) > 1:
-                old, _ = self._phrase_cache.popitem(last=False)
-                total -= len(old)
-        else:
-            self._phrase_cache.move_to_end(key)
-        return bank
+        return self._phrase_cache.get_or_make(tuple(candidates),
+                                              lambda: PhraseBank(self.model.y_encoder, list(candidates)))
+
+    @property
+    def phrase_cache_texts(self) -> int:
+        return self._phrase_cache.max_texts
+
+    @phrase_cache_texts.setter
+    def phrase_cache_texts(self, n: int) -> None:
+        self._phrase_cache.max_texts = n
 
     @torch.no_grad()
     def state(self, top_k: int = 5, window: Window | torch.Tensor | None = None) -> Ranked:

@@ -5,10 +5,36 @@ only reads results (perception, the nodes) needs no torch."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 CACHE_FRAMES = 64  # frames of backbone features a stream keeps (a window is at most this long)
+# Candidate texts of callers kept encoded (about 1 kB each with a 256-d model).
+PHRASE_CACHE_TEXTS = 16_384
+
+
+class CandidateCache(OrderedDict):
+    """Encoded candidate lists of callers (~/ask, ~/predict_outcome), least
+    recently used first, bounded by their total number of TEXTS, not lists:
+    256 lists of 200 new candidates each were 50k embeddings. One rule for
+    both world models (torch and ONNX)."""
+
+    def __init__(self, max_texts: int = PHRASE_CACHE_TEXTS):
+        super().__init__()
+        self.max_texts = max_texts
+
+    def get_or_make(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        total = sum(len(k) for k in self)
+        while total > self.max_texts and len(self) > 1:
+            old, _ = self.popitem(last=False)
+            total -= len(old)
+        return value
 
 
 @dataclass(frozen=True)

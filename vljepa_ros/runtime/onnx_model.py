@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..world_types import CACHE_FRAMES, Decoded, QueryTemplates, Ranked, Window
+from ..world_types import CACHE_FRAMES, CandidateCache, Decoded, QueryTemplates, Ranked, Window
 from . import (
     EXPORT_FORMAT,
     GRAPH_FILES,
@@ -429,7 +429,7 @@ class OnnxWorldModel:
         self.cache = _FeatureCache(max(cache_frames, self.window_frames))
         self._state_bank = _Bank(model, state_bank)
         self._action_bank = _Bank(model, action_bank)
-        self._phrase_cache: dict[tuple[str, ...], _Bank] = {}
+        self._phrase_cache = CandidateCache()  # the torch world model's rule (world_types)
 
     @property
     def state_bank(self) -> list[str]:
@@ -478,13 +478,7 @@ class OnnxWorldModel:
     def _bank_for(self, candidates: list[str] | None, default: _Bank) -> _Bank:
         if candidates is None:
             return default
-        key = tuple(candidates)
-        bank = self._phrase_cache.get(key)
-        if bank is None:
-            if len(self._phrase_cache) > 256:
-                self._phrase_cache.clear()
-            bank = self._phrase_cache[key] = _Bank(self.model, list(candidates))
-        return bank
+        return self._phrase_cache.get_or_make(tuple(candidates), lambda: _Bank(self.model, list(candidates)))
 
     def state(self, top_k: int = 5, window: Window | np.ndarray | None = None) -> Ranked:
         return self._rank(self.embed(self.queries.state, window), self._state_bank, top_k)
