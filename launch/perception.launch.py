@@ -27,8 +27,9 @@ start-up (bad parameter, missing model: its FATAL line says which) stops the
 launch, with a non-zero exit status.
 
 Graph: perception_node subscribes to the relative topics "image" (raw) and
-"image/compressed"; both are remapped here. decoder_node reads "embedding" and
-"action", remapped to perception_node's private topics.
+"image/compressed"; both are remapped here. decoder_node reads "embedding",
+"action" and "state_reading", remapped to perception_node's private topics
+(launch_support.DECODER_REMAPS).
 """
 
 from launch import LaunchDescription
@@ -96,7 +97,7 @@ def _on_exit(event, context):
 
 
 def _nodes(context, image_topic, params_file, model_path, image_transport, use_sim_time, memory):
-    from vljepa_ros.ros.launch_support import node_params_file, pipeline_overrides
+    from vljepa_ros.ros.launch_support import DECODER_REMAPS, node_params_file, pipeline_overrides
 
     text = [s.perform(context) for s in (image_topic, params_file, model_path, image_transport, use_sim_time)]
     image_topic, params_file = text[0], text[1]
@@ -122,10 +123,7 @@ def _nodes(context, image_topic, params_file, model_path, image_transport, use_s
         output="screen",
         emulate_tty=True,
         parameters=[node_params_file(params_file, namespace, "decoder_node", decoder_args)],
-        remappings=[
-            ("embedding", "perception_node/embedding"),
-            ("action", "perception_node/action"),
-        ],
+        remappings=list(DECODER_REMAPS.items()),
         on_exit=_on_exit,
     )
     if memory.perform(context).lower() != "true":
@@ -139,7 +137,7 @@ def _nodes(context, image_topic, params_file, model_path, image_transport, use_s
         output="screen",
         emulate_tty=True,
         parameters=[node_params_file(params_file, namespace, "memory_node", decoder_args)],
-        remappings=[("embedding", "perception_node/embedding")],
+        remappings=[("embedding", DECODER_REMAPS["embedding"])],
         on_exit=_on_exit,
     )
     return [perception, decoder, memory_node]

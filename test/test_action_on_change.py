@@ -10,7 +10,7 @@ from vljepa_ros.change_detection import ChangeDetectorConfig
 from vljepa_ros.checkpoint import load_model
 from vljepa_ros.perception import PerceptionConfig, PerceptionPipeline
 from vljepa_ros.semantic_events import SemanticEventDecoder
-from vljepa_ros.world_model import Ranked, Window
+from vljepa_ros.world_model import Ranked, Reading, Window
 
 FPS = 15.0
 PHRASES = ["a red cube on the front left; the lamp is on", "the table is empty; the lamp is off",
@@ -49,20 +49,26 @@ def stream(targets, segments, seed=0, noise=0.002, glitch_at=None):
     return [(s, (e / np.linalg.norm(e)).astype(np.float32), i) for s, e, i in out]
 
 
-def run_pipeline(checkpoint, frames):
-    pipeline = PerceptionPipeline(checkpoint, PerceptionConfig(change=CHANGE))
+def run_pipeline(checkpoint, frames, read_state=True):
+    pipeline = PerceptionPipeline(checkpoint, PerceptionConfig(change=CHANGE, read_state=read_state))
     calls = []
 
-    def action_between(before, after, candidates=None, outcome_weight=0.0):
-        calls.append((before.stamps[-1], after.stamps[-1]))
+    def action_between(before, after, candidates=None, outcome_weight=0.0, prefer=()):
+        calls.append((before.stamps[-1], after.stamps[-1], tuple(prefer)))
         return Ranked(["push"], [1.0], [1.0], torch.zeros(4))
 
     pipeline.world.action_between = action_between
+    readings = []  # the state is read on every trigger (initial and change), on that frame's window
+    # each reading switches the lamp: the actions linking two readings are a lamp switch
+    pipeline.world.read_state = lambda window: (readings.append(window.stamps[-1]), Reading(
+        f"read at {window.stamps[-1]:.3f}", {"objects": [], "lamp_on": len(readings) % 2 == 1}, 1.0, None))[1]
     results = []
     for stamp, emb, idx in frames:
         ranked = Ranked([PHRASES[idx] if idx >= 0 else "moving"], [1.0], [1.0], torch.from_numpy(emb))
         window = Window(torch.zeros(1, 1, 1, 1), (stamp,))
-        results.append(pipeline._track_change(ranked, window))
+        action, reading = pipeline._track_change(ranked, window)
+        assert (reading is not None) == (read_state and bool(readings) and readings[-1] == stamp)
+        results.append(action)
     return [r for r in results if r is not None], calls
 
 
@@ -75,6 +81,17 @@ def test_one_action_per_settled_change_from_a_window_before_it(checkpoint, targe
         assert a.before_stamp < start, "the before window must end ahead of the motion"
         assert a.before_stamp > start - 1.0, "and be recent"
         assert a.after_stamp >= start + 0.6, "the after window is after the motion"
+    # the states are the readings: the one before the change, the one on its settled frame
+    assert [a.after_state for a in actions] == [f"read at {a.after_stamp:.3f}" for a in actions]
+    assert actions[1].before_state == actions[0].after_state and actions[0].before_state.startswith("read at ")
+    # and the actions that link the two readings are preferred
+    assert [c[2] for c in calls] == [("turn the lamp off",), ("turn the lamp on",)]
+
+
+def test_without_readings_the_states_are_the_bank_top_labels(checkpoint, targets):
+    frames = stream(targets, [(0, 3.0), (1, 3.0), (2, 3.0)])
+    actions, calls = run_pipeline(checkpoint, frames, read_state=False)
+    assert [c[2] for c in calls] == [(), ()]
     assert actions[0].before_state == PHRASES[0] and actions[0].after_state == PHRASES[1]
     assert actions[1].before_state == PHRASES[1] and actions[1].after_state == PHRASES[2]
 
@@ -162,3 +179,36 @@ def test_no_wait_when_no_estimates_come(checkpoint, targets):
     changes = [(k, e) for k, e in events if e.kind == "change"]
     assert len(changes) == 1 and changes[0][1].action == ""
     assert abs(frames[changes[0][0]][0] - decided[0]) < 1e-6  # released on the frame it was decided
+
+
+def test_events_say_the_state_reading_not_the_stream(checkpoint, targets):
+    # the stream shows phrase 0 then 1; perception's readings say phrase 2 then 0:
+    # the events must carry the readings' text (what was read fact by fact)
+    frames = stream(targets, [(0, 3.0), (1, 3.0)])
+    d = event_decoder(checkpoint, wait_s=0.0)
+    decided = [e.decided_at_s for s, emb, _ in frames for e in d.update(s, emb)]
+    assert len(decided) == 2  # initial + one change
+    decoder = event_decoder(checkpoint, wait_s=0.3)
+    decoder.expect_readings = True
+    readings = {decided[0]: (PHRASES[2], targets[2]), decided[1]: (PHRASES[0], targets[0])}
+    events, late = [], []
+    for stamp, emb, _ in frames:
+        events += decoder.update(stamp, emb)  # the reading comes one frame after the trigger
+        for after in late:
+            events += decoder.note_reading(after, f"read {PHRASES.index(readings[after][0])}", 0.7, readings[after][1])
+        late = [a for a in readings if abs(stamp - a) < 1e-6]
+        events += decoder.note_action(stamp - 1.0, stamp, "push", 0.9) if late and late[0] == decided[1] else []
+    assert [(e.kind, e.text) for e in events] == [("initial", "read 2"), ("change", "read 0")]
+    assert events[1].previous_text == "read 2" and events[1].action == "push"
+    assert events[1].confidence == pytest.approx(0.7) and np.allclose(events[1].embedding, targets[0])
+    assert decoder.decodes == 0 and decoder.texts_read == 2  # the texts were read, no Y-decoder call
+
+
+def test_without_a_reading_the_event_decodes_the_stream_after_the_wait(checkpoint, targets):
+    frames = stream(targets, [(0, 3.0)])
+    decoder = event_decoder(checkpoint, wait_s=0.2, expect_actions=False)
+    decoder.expect_readings = True
+    events = [(k, e) for k, (s, emb, _) in enumerate(frames) for e in decoder.update(s, emb)]
+    assert len(events) == 1 and events[0][1].kind == "initial"
+    assert events[0][1].text == decoder.decode(events[0][1].embedding)[0].text
+    assert frames[events[0][0]][0] - events[0][1].decided_at_s == pytest.approx(0.2 + 1 / FPS, abs=0.01)

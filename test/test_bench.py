@@ -19,6 +19,8 @@ from vljepa_ros.bench import (
     decodes_for_quality,
     quality_at_decodes,
     quality_benchmark,
+    selective_run,
+    uniform_curve,
     write_markdown,
 )
 from vljepa_ros.change_detection import ChangeDetectorConfig
@@ -127,3 +129,20 @@ def test_cli_help_without_rclpy():
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "--skip-runtime" in r.stdout and "--quick" in r.stdout and "--out-dir" in r.stdout
+
+
+def test_every_policy_decodes_the_readings_when_the_streams_have_them():
+    # the embeddings drift to a wrong state; the readings (what perception read
+    # fact by fact on each frame) name the truth: every policy must decode those
+    streams, mapper = _synthetic(1)
+    states = mapper.truth_embeddings
+    for s in streams:
+        s.readings, s.reading_ids = states[s.truth].astype(np.float32), s.truth.copy()
+        s.embeddings = np.tile(states[(s.truth[:1] + 1) % len(states)].astype(np.float32), (s.n, 1))
+    triggers_only = selective_run(streams, mapper, ChangeDetectorConfig())
+    assert triggers_only["decodes"] == 2 and triggers_only["quality"] > 0.2  # the initial decode reads the truth
+    uni = uniform_curve(streams, mapper, (1,))
+    assert uni[0]["quality"] == pytest.approx(1.0)
+    for s in streams:
+        s.readings = None
+    assert uniform_curve(streams, mapper, (1,))[0]["quality"] < 0.5  # without readings: the stream's wrong state

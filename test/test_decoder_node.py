@@ -52,7 +52,8 @@ class DecoderHarness:
         defaults = {"decode_mode": "retrieval", "text_bank": PHRASES, "stats_rate_hz": 20.0,
                     "threshold": phrase_threshold(), "hysteresis": 0.0}
         self.node = DecoderNode(cli_args=["--ros-args", "-r", "embedding:=/vd/embedding",
-                                          "-r", "semantic_events:=/vd/events", "-r", "action:=/vd/action"],
+                                          "-r", "semantic_events:=/vd/events", "-r", "action:=/vd/action",
+                                          "-r", "state_reading:=/vd/state_reading"],
                                 parameter_overrides=[Parameter(k, value=v) for k, v in {**defaults, **params}.items()])
         self.driver = rclpy.create_node("vd_driver")
         self.pub = self.driver.create_publisher(SemanticEmbedding, "/vd/embedding", 100)
@@ -226,6 +227,42 @@ def test_a_change_event_waiting_for_its_action_is_released_when_the_stream_stops
             time.sleep(0.05)
         assert [e.kind for e in h.events] == [SemanticEvent.KIND_INITIAL, SemanticEvent.KIND_CHANGE]
         assert h.events[1].text == PHRASES[1] and h.events[1].action == ""
+    finally:
+        h.close()
+
+
+def test_events_say_what_perception_read_on_the_deciding_frame(ros):
+    # perception's ~/state_reading names another phrase than the embedding stream
+    # shows: the events must carry the reading's text (decoded from its embedding)
+    from builtin_interfaces.msg import Time
+
+    from vljepa_ros.msg import SemanticEvent, WorldState
+
+    h = DecoderHarness(ros)
+    try:
+        readings = h.driver.create_publisher(WorldState, "/vd/state_reading", 100)
+        deadline = time.monotonic() + 5
+        while not h.node.decoder.expect_readings and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert h.node.decoder.expect_readings
+        rng = np.random.default_rng(0)
+        t = 0.0
+        for idx in (0, 2):
+            for _ in range(int(3.0 * FPS)):  # the reading first, as perception publishes
+                read = (idx + 1) % len(PHRASES)
+                msg = WorldState(labels=[PHRASES[read]], scores=[0.6], probabilities=[0.6], model_id=h.node.model_id,
+                                 embedding=h.targets[read].astype(np.float32).tolist())
+                s = 1_700_000_000 + t
+                msg.header.stamp = Time(sec=int(s), nanosec=int(round((s - int(s)) * 1e9)))
+                readings.publish(msg)
+                h._send(h.targets[idx] + 0.002 * rng.normal(size=h.targets.shape[1]).astype(np.float32), t)
+                t += 1 / FPS
+        deadline = time.monotonic() + 10
+        while len(h.events) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(e.kind, e.text) for e in h.events] == [(SemanticEvent.KIND_INITIAL, PHRASES[1]),
+                                                        (SemanticEvent.KIND_CHANGE, PHRASES[3])]
+        assert h.node.decoder.texts_read == 2 and h.node.decoder.decodes == 0
     finally:
         h.close()
 

@@ -194,6 +194,7 @@ for i in range(20):  # the initial event comes once the stream has settled
     r = pipe.process(np.full((224, 224, 3), 90, np.uint8), 0.1 * i)
     events += dec.update(r.stamp, r.embedding)
 assert events and events[0].kind == "initial" and events[0].text, events
+assert pipe._reading is not None and pipe._reading.caption  # read on the ONNX backend too
 assert "torch" not in sys.modules, sorted(m for m in sys.modules if m.startswith("torch"))
 print("ok", events[0].text)
 """
@@ -225,3 +226,21 @@ def test_nodes_backend_parameter(asset_export):
         node.destroy_node()
     finally:
         rclpy.try_shutdown()
+
+
+def test_onnx_state_reading_matches_torch(asset_export):
+    """WorldModel.read_state on both backends: the same state from the same frames."""
+    from vljepa_ros.runtime.onnx_model import OnnxWorldModel
+    from vljepa_ros.world_model import WorldModel
+
+    out, _, _ = asset_export
+    onnx = load_onnx_checkpoint(None, "onnxruntime", export_dir=str(out))
+    torch_ck = load_model()
+    worlds = [WorldModel(torch_ck.model, ["x"], ["y"]), OnnxWorldModel(onnx.model, ["x"], ["y"])]
+    frames, stamps = render_episode(7, "test", 224, max_frames=3)
+    for world in worlds:
+        for frame, stamp in zip(frames, stamps):
+            world.push_frame(frame, stamp)
+    a, b = (w.read_state() for w in worlds)
+    assert a.caption == b.caption and a.confidence == pytest.approx(b.confidence, rel=0.05)
+    assert _cos(np.asarray(a.embedding)[None], np.asarray(b.embedding)[None])[0] > 0.9999

@@ -90,8 +90,12 @@ def test_launch_file_declares_arguments_and_existing_executables(name):
 def test_perception_launch_remaps_and_includes():
     text = (LAUNCH / "perception.launch.py").read_text()
     for remap in ('("image", image_topic)', '("image/compressed", image_topic.rstrip("/") + "/compressed")',
-                  '("embedding", "perception_node/embedding")', '("action", "perception_node/action")'):
+                  "remappings=list(DECODER_REMAPS.items())"):
         assert remap in text
+    from vljepa_ros.ros.launch_support import DECODER_REMAPS
+
+    assert DECODER_REMAPS == {"embedding": "perception_node/embedding", "action": "perception_node/action",
+                              "state_reading": "perception_node/state_reading"}
     assert '"config", "perception.yaml"' in text
     # parameters reach the nodes through launch_support (tested in test_launch_params), and a
     # node that exits ends the launch

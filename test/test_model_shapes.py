@@ -20,6 +20,7 @@ from vljepa_ros.models import (
     preprocess_frame,
 )
 from vljepa_ros.models.text import BertBlock, BertEmbeddings, masked_mean, tokenize
+from vljepa_ros.sim.captions import state_caption
 from vljepa_ros.world_model import QueryTemplates, Ranked, WorldModel
 
 D, G, T = 32, 2, 3
@@ -235,6 +236,10 @@ def test_world_model_api(model):
     assert sorted(o.labels) == ["the lamp is off", "the lamp is on"]
     q = wm.ask("is the lamp on?", ["yes", "no"])
     assert sorted(q.labels) == ["no", "yes"] and sum(q.probabilities) == pytest.approx(1.0, abs=1e-5)
+    reading = wm.read_state()
+    assert reading.caption == state_caption(reading.state) and len(reading.state["objects"]) <= 3
+    assert 0.0 < reading.confidence <= 1.0
+    assert torch.allclose(reading.embedding, model.encode_text([reading.caption])[0], atol=1e-5)
     wm.set_state_bank(["x", "y"])
     assert sorted(wm.state().labels) == ["x", "y"]
     wm.set_action_bank(["push", "pull", "lift"])

@@ -71,6 +71,9 @@ class Harness:
         self.driver.create_subscription(SemanticEmbedding, "/perception_node/embedding", self.embeddings.append,
                                         RELIABLE_QOS)
         self.driver.create_subscription(WorldState, "/perception_node/world_state", self.states.append, RELIABLE_QOS)
+        self.readings = []
+        self.driver.create_subscription(WorldState, "/perception_node/state_reading", self.readings.append,
+                                        RELIABLE_QOS)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.executor.add_node(self.driver)
@@ -138,6 +141,23 @@ def test_embeddings_keep_camera_stamps_and_frame_id_in_order(harness, episode):
         e = np.asarray(m.embedding)
         assert abs(np.linalg.norm(e) - 1.0) < 1e-3
         assert m.model_id == harness.node.pipeline.model_id
+
+
+def test_state_readings_come_on_triggers_with_their_frame_stamp(harness):
+    import torch
+
+    # the stream's first state (the initial trigger) is read at least; each reading
+    # carries the stamp of the frame it was read on, and its caption's embedding
+    assert harness.readings
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in harness.embeddings}
+    for m in harness.readings:
+        assert (m.header.stamp.sec, m.header.stamp.nanosec) in stamps and m.model_id == harness.node.pipeline.model_id
+    last = harness.node.pipeline._reading
+    with torch.no_grad():
+        want = harness.node.pipeline.checkpoint.model.encode_text([last.caption])[0].numpy()
+    msg = harness.readings[-1]
+    assert list(msg.labels) == [last.caption] and msg.probabilities[0] == pytest.approx(last.confidence, rel=1e-5)
+    assert np.allclose(np.asarray(msg.embedding), want, atol=1e-4)
 
 
 def test_world_state_top1_is_true_state_on_clear_frames(harness, episode):

@@ -35,6 +35,7 @@ import pytest
 
 from conftest import REPO_ROOT, ros_messages_available
 from vljepa_ros.change_detection import EVENT_TOLERANCE_S as TOLERANCE_S
+from vljepa_ros.ros.launch_support import DECODER_REMAPS
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not ros_messages_available(), reason="messages not built (make build)")]
@@ -139,8 +140,9 @@ def run(tmp_path_factory):
                                       params, "-p", "use_sim_time:=true", "-r", "image:=/camera/image_raw"],
                                      logs["perception"])
         procs["decoder"] = _start([py, "-m", "vljepa_ros.ros.decoder_node", "--ros-args", "--params-file", params,
-                                   "-p", "use_sim_time:=true", "-r", "embedding:=/perception_node/embedding",
-                                   "-r", "action:=/perception_node/action"], logs["decoder"])
+                                   "-p", "use_sim_time:=true"]
+                                  + [a for src, dst in DECODER_REMAPS.items() for a in ("-r", f"{src}:=/{dst}")],
+                                  logs["decoder"])
         planner = procs["planner"] = subprocess.Popen(
             [py, "-c", PLANNER, record], stdout=subprocess.PIPE, stderr=logs["planner"], text=True, cwd=REPO_ROOT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))

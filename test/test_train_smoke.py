@@ -48,6 +48,7 @@ def test_train_then_evaluate(tiny_dataset, tmp_path):
 def test_decoder_texts_keep_each_meaning_with_a_few_paraphrases():
     from types import SimpleNamespace
 
+    from vljepa_ros.sim.captions import state_caption
     from vljepa_ros.train import TrainConfig, decoder_texts
 
     frames = {"e0": [{"caption": "a red cube", "paraphrases": [f"red cube v{i}", f"cube, red v{i}"]}
@@ -61,3 +62,13 @@ def test_decoder_texts_keep_each_meaning_with_a_few_paraphrases():
     assert decoder_texts(TrainConfig(decoder_paraphrases=0),
                          SimpleNamespace(frames=frames, transitions=transitions)) == sorted(
         ["a red cube", "the lamp is off", "push the red cube left"])
+    # decoder_states: captions of random states join (text only), with their paraphrases
+    from vljepa_ros.sim.parse import parse_state
+
+    more = decoder_texts(TrainConfig(decoder_paraphrases=1, decoder_states=200),
+                         SimpleNamespace(frames=frames, transitions=transitions))
+    extra = set(more) - set(texts)
+    captions = {t for t in extra if (p := parse_state(t)) is not None and t == state_caption(p)}
+    assert len(captions) > 120 and len(extra) > 1.8 * len(captions)  # 200 draws (empty tables repeat) + 1 paraphrase
+    assert any("purple cylinder" in t for t in captions) and any(t.count(" and ") == 1 and t.count(",") == 1
+                                                                 for t in captions)  # held-out pairs, 3 objects

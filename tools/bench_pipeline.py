@@ -6,7 +6,8 @@
 Pushes random frames at the model's input size through ``PerceptionPipeline``
 (backbone + predictor + state-bank ranking + change tracking, as the node does
 per frame) and times one ``action_between`` with and without the world-model
-check (``action_outcome_weight``), which runs once per change event. Medians
+check (``action_outcome_weight``) and one ``read_state`` (the state read fact by
+fact, 13 queries), which run once per change event. Medians
 after 20 warm frames; p95 of the frame total. Compare checkpoints on one
 machine in one run: absolute numbers move with the CPU and its load.
 """
@@ -57,12 +58,17 @@ def main() -> int:
             t0 = time.perf_counter()
             pipe.world.action_between(window, window, outcome_weight=w)
             action_ms[w] = (time.perf_counter() - t0) * 1e3
+        reading_ms = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            pipe.world.read_state(window)
+            reading_ms.append((time.perf_counter() - t0) * 1e3)
         p95 = sorted(kept["total"])[int(0.95 * (len(kept["total"]) - 1))]
         print(f"{ckpt.model_id}: per frame median backbone {statistics.median(kept['backbone']):.1f} ms, "
               f"predictor + bank {statistics.median(kept['predictor']):.1f} ms, total "
               f"{statistics.median(kept['total']):.1f} ms (p95 {p95:.1f}); per change event: action "
               f"{action_ms[0.0]:.0f} ms, with the world-model check {action_ms[0.5]:.0f} ms "
-              f"({len(pipe.world.action_bank)} actions)")
+              f"({len(pipe.world.action_bank)} actions); state reading {statistics.median(reading_ms):.0f} ms")
     return 0
 
 

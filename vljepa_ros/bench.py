@@ -77,10 +77,28 @@ class Stream:
     embeddings: np.ndarray        # (N, D) float32, unit rows (perception_node's ~/embedding)
     truth: np.ndarray             # (N,) int: index into the state bank of the true current state
     transitions_s: np.ndarray     # (K,) true transition start times (seconds)
+    # the state read fact by fact on each frame's window (perception_node's
+    # ~/state_reading, which decoder_node's events say): (N, D) its caption's
+    # embedding and (N,) its index into the state bank (-1: not a state of the
+    # split, wrong). Every policy says the reading of the frame it decodes at;
+    # None = decode the embeddings themselves
+    readings: np.ndarray | None = None
+    reading_ids: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return int(self.stamps.shape[0])
+
+
+def _texts_at(s: Stream, mapper: Mapper, frames: Sequence[int], embeddings: np.ndarray | None = None):
+    """(bank ids, text embeddings) of the texts said at ``frames``: the readings
+    there, or the decoded ``embeddings`` (default: the frames' own)."""
+    if s.readings is not None:
+        fr = np.asarray(frames, dtype=np.int64)
+        return s.reading_ids[fr], s.readings[fr].astype(np.float64)
+    if not len(frames):
+        return np.zeros(0, int), np.zeros((0, mapper.truth_embeddings.shape[1]))
+    return mapper.decode(s.embeddings[list(frames)] if embeddings is None else embeddings)
 
 
 @dataclass
@@ -169,8 +187,8 @@ def _score(streams: list[Stream], mapper: Mapper, decodes: list[tuple[list[int],
 
 
 def uniform_curve(streams: list[Stream], mapper: Mapper, strides: Sequence[int]) -> list[dict]:
-    # Every frame's own embedding decoded once; stride k reads frames 0, k, 2k, ...
-    per_frame = [mapper.decode(s.embeddings) for s in streams]
+    # Every frame's own text (its reading, or its decoded embedding) once; stride k reads frames 0, k, 2k, ...
+    per_frame = [_texts_at(s, mapper, range(s.n)) for s in streams]
     out = []
     for k in strides:
         decodes = []
@@ -187,10 +205,8 @@ def selective_run(streams: list[Stream], mapper: Mapper, config: ChangeDetectorC
     for s in streams:
         triggers = online_decode_times(s.stamps, s.embeddings, config)
         fr = [i for i, _ in triggers]
-        emb = (np.stack([t.decode_embedding for _, t in triggers]) if triggers
-               else np.zeros((0, s.embeddings.shape[1])))
-        ids, temb = (mapper.decode(emb) if len(fr)
-                     else (np.zeros(0, int), np.zeros((0, mapper.truth_embeddings.shape[1]))))
+        emb = np.stack([t.decode_embedding for _, t in triggers]) if triggers else None
+        ids, temb = _texts_at(s, mapper, fr, emb)
         decodes.append((fr, ids, temb))
         # Events = change triggers, timed by when their state began (what SemanticEvent.header.stamp carries).
         change_starts = [t.state_start_s for _, t in triggers if t.kind == "change"]
@@ -216,7 +232,7 @@ def ward_run(streams: list[Stream], mapper: Mapper, factor: float, at: str = "mi
         n_seg = max(1, int(round(factor * (len(s.transitions_s) + 1))))
         segs = ward_decode_times(s.embeddings, n_seg, at=at)
         fr = [f for f, _ in segs]
-        ids, temb = mapper.decode(np.stack([e for _, e in segs]))
+        ids, temb = _texts_at(s, mapper, fr, np.stack([e for _, e in segs]))
         decodes.append((fr, ids, temb))
     return {"segments_per_true_segment": factor, "at": at, **_score(streams, mapper, decodes)}
 
@@ -278,13 +294,16 @@ def truth_caption(state: dict) -> str:
 
 
 def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int | None = None,
-                  progress: bool = True) -> tuple[list[Stream], list[str], float]:
-    """Embed every frame of the split as perception_node would; cached per model in <data>/cache."""
+                  progress: bool = True, read_state: bool = True) -> tuple[list[Stream], list[str], float]:
+    """Embed every frame of the split as perception_node would (and, with
+    ``read_state``, read its state fact by fact); cached per model in <data>/cache."""
     import torch
 
     from .data.dataset import Dataset
     from .data.features import load_features
     from .models.x_encoder import window_at
+    from .sim.captions import state_caption
+    from .world_model import read_states
 
     dataset = Dataset(data_root, split)
     episodes = dataset.episodes()[: max_episodes or None]
@@ -294,29 +313,41 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
     query = ckpt.queries.get("state") or "what is on the table?"
     cache = os.path.join(data_root, "cache", f"streams-{ckpt.model_id.replace('@', '-')}.npz")
     key = json.dumps({"split": split, "created": str(dataset.meta.get("created", "")), "query": query,
-                      "counts": {ep: len(r) for ep, r in records.items()}}, sort_keys=True)
-    cached = {}
+                      "counts": {ep: len(r) for ep, r in records.items()}, "read_state": read_state}, sort_keys=True)
+    cached, read, read_captions = {}, {}, {}
     if os.path.exists(cache):
         with np.load(cache, allow_pickle=False) as z:
             if str(z["key"]) == key:
                 cached = {ep: z[f"emb_{ep}"] for ep in episodes}
+                read = {ep: z[f"read_{ep}"] for ep in episodes if read_state}
+                read_captions = {ep: [str(c) for c in z[f"caption_{ep}"]] for ep in episodes if read_state}
     if len(cached) != len(episodes):
         features = load_features(dataset, ckpt.model.x_encoder, progress=progress)
         T = ckpt.model.cfg.x_encoder.window_frames
         model = ckpt.model.eval()
-        cached = {}
+        cached, read, read_captions = {}, {}, {}
         with torch.no_grad():
             for ep in episodes:
                 f = features[ep].float()  # (N,C,g,g)
                 n = f.shape[0]
-                out = []
+                out, captions = [], []
                 for b in range(0, n, 128):  # windows as perception_node builds them (window_at)
                     ends = range(b, min(n, b + 128))
                     windows = torch.stack([window_at(f, e, T) for e in ends])
                     out.append(model.predict(windows, [query] * len(windows)))
+                    if read_state:
+                        captions += [state_caption(st) for k in range(0, len(windows), 32)
+                                     for st, _ in read_states(model, windows[k:k + 32])]
                 cached[ep] = torch.cat(out).numpy().astype(np.float32)
+                if read_state:  # the reading's embedding: its caption's, each distinct caption encoded once
+                    distinct = sorted(set(captions))
+                    emb = dict(zip(distinct, model.encode_text(distinct).numpy().astype(np.float32)))
+                    read[ep] = np.stack([emb[c] for c in captions])
+                    read_captions[ep] = captions
         os.makedirs(os.path.dirname(cache), exist_ok=True)
-        np.savez(cache, key=np.array(key), **{f"emb_{ep}": e for ep, e in cached.items()})
+        np.savez(cache, key=np.array(key), **{f"emb_{ep}": e for ep, e in cached.items()},
+                 **{f"read_{ep}": e for ep, e in read.items()},
+                 **{f"caption_{ep}": np.array(c) for ep, c in read_captions.items()})
     streams = []
     trs = dataset.transitions()
     for ep in episodes:
@@ -327,6 +358,9 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
             embeddings=cached[ep],
             truth=np.array([bank_index[truth_caption(r["state"])] for r in recs], dtype=np.int64),
             transitions_s=np.array(sorted(t["t_start"] for t in trs if t["episode"] == ep), dtype=np.float64),
+            readings=read.get(ep),
+            reading_ids=(np.array([bank_index.get(c, -1) for c in read_captions[ep]], dtype=np.int64)
+                         if ep in read_captions else None),
         ))
     return streams, bank, dataset.fps
 
@@ -477,7 +511,11 @@ def render_markdown(report: dict) -> str:
                f"A decode's text is mapped to the nearest of the split's {len(report['state_bank'])} state "
                "captions (Y-encoder; lenient: the list holds the truth)")
             + "; a frame scores 1 when the most recent decode (causal) names its true state. "
-            "Uniform decodes the frame's own embedding every k frames; "
+            + ("Every policy says the state READ on the frame it decodes at (`WorldModel.read_state`, what "
+               "perception_node publishes on `~/state_reading` and decoder_node's events say); the embeddings "
+               "only decide when. " if report.get("read_state") else
+               "Every policy decodes the embeddings themselves (`--no-read-state`). ")
+            + "Uniform decodes every k frames; "
             "selective = `ChangeDetector` (decoder_node's defaults, threshold swept); Ward = the paper's "
             "non-causal segmentation (segments = factor x true segments per episode, decode at the midpoint).",
             "",
@@ -599,6 +637,9 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes", type=int, default=None, help="use the first N episodes of the split")
     parser.add_argument("--quick", action="store_true", help="small run (2 episodes, short sweeps, short runtime runs)")
     parser.add_argument("--skip-runtime", action="store_true", help="skip the ROS runtime part")
+    parser.add_argument("--no-read-state", action="store_true",
+                        help="decode the embeddings themselves, not the state read on each decoded frame "
+                             "(perception_node's read_state:=false)")
     parser.add_argument("--runtime-budget-s", type=float, default=480.0,
                         help="camera streaming seconds of all runtime runs together; the 30 Hz 224 px long run gets "
                              "what the three short runs leave (default 480: 10,800 frames, ~10 min with start-ups)")
@@ -630,8 +671,10 @@ def main(argv=None) -> int:
 
     # ---- 1. quality vs decodes
     t0 = time.time()
-    streams, bank, fps = build_streams(ckpt, args.data, args.split, max_episodes=2 if args.quick else args.episodes)
+    streams, bank, fps = build_streams(ckpt, args.data, args.split, max_episodes=2 if args.quick else args.episodes,
+                                       read_state=not args.no_read_state)
     report["fps"] = fps
+    report["read_state"] = not args.no_read_state
     report["state_bank"] = bank
     print(f"streams: {len(streams)} episodes, {sum(s.n for s in streams)} frames ({time.time() - t0:.0f} s)",
           flush=True)

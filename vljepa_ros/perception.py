@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .change_detection import ChangeDetector, ChangeDetectorConfig
-from .world_types import QueryTemplates, Ranked, Window
+from .state_reading import actions_linking
+from .world_types import QueryTemplates, Ranked, Reading, Window
 
 ACTION_OUTCOME_WEIGHT_MAX = 10.0
 
@@ -44,6 +45,13 @@ class PerceptionConfig:
     # weight of the world model's check in the action estimate (WorldModel.action_between; chosen on val)
     action_outcome_weight: float = 0.0       # off: +0.02 test accuracy for ~1.2 s per change (docs/model_card.md)
     jump_back_reset_s: float = 1.0    # a stamp this far behind the last one (a looped bag) restarts the stream
+    # on each trigger of the change detector, read the state fact by fact
+    # (WorldModel.read_state, 13 queries in one pass): the text decoder_node
+    # writes and the action estimate's states (docs/model_card.md, "reading")
+    read_state: bool = True
+    # ~/action: the actions that link the state read before to the state read
+    # after (state_reading.actions_linking) rank first (needs read_state)
+    action_from_readings: bool = True
     threads: int = 1                  # torch intra-op threads; 1 keeps up best on a shared CPU (docs/design.md)
 
     def validate(self, model_window: int) -> None:
@@ -74,6 +82,7 @@ class FrameResult:
     embedding: np.ndarray             # (D,) float32, unit norm (state query)
     state: Ranked
     action: ActionResult | None
+    reading: Reading | None = None    # the state read fact by fact, on a trigger of the change detector
     timings_ms: dict = field(default_factory=dict)  # backbone, predictor, ranking
 
 
@@ -108,6 +117,7 @@ class PerceptionPipeline:
         # candidates for a change's "before" window (a few seconds at 30 Hz)
         self._stable_windows: deque[tuple[Window, str]] = deque(maxlen=96)
         self._before: tuple[Window, str] | None = None  # chosen when a change begins
+        self._reading: Reading | None = None  # the latest reading (the state before the next change)
         self._restart_change_tracking()
 
     @property
@@ -124,6 +134,7 @@ class PerceptionPipeline:
         self._changes = ChangeDetector(self.config.change)
         self._stable_windows.clear()
         self._before = None
+        self._reading = None
 
     def warm_up(self) -> float:
         """Run one blank frame through every path a frame can take (backbone,
@@ -136,6 +147,8 @@ class PerceptionPipeline:
             self.process(np.zeros((size, size, 3), np.uint8), 0.0)  # encodes the state bank
             window = self.world.window()
             self.world.action_between(window, window, outcome_weight=self.config.action_outcome_weight)  # + the bank
+            if self.config.read_state:
+                self.world.read_state(window)  # + the answer banks
             self.reset()
             return (time.perf_counter() - t0) * 1e3
 
@@ -161,17 +174,19 @@ class PerceptionPipeline:
             window = self.world.window()
             state = self.world.state(self.config.world_state_top_k, window)  # one predictor pass
             t2 = time.perf_counter()
-            action = self._track_change(state, window)
+            action, reading = self._track_change(state, window)
             t3 = time.perf_counter()
             return FrameResult(
                 stamp=window.stamps[-1], window_start=window.stamps[0], window_frames=len(window.stamps),
                 embedding=np.asarray(state.embedding, dtype=np.float32).copy(), state=state, action=action,
+                reading=reading,
                 timings_ms={"backbone": (t1 - t0) * 1e3, "predictor": (t2 - t1) * 1e3, "action": (t3 - t2) * 1e3},
             )
 
-    def _track_change(self, state: Ranked, window: Window) -> ActionResult | None:
-        """Feed the change detector; when a change has settled, which action linked
-        the window before it to the window now."""
+    def _track_change(self, state: Ranked, window: Window) -> tuple[ActionResult | None, Reading | None]:
+        """Feed the change detector; on a trigger read the state (``read_state``),
+        and when a change has settled, which action linked the window before it
+        to the window now."""
         top = state.top if state.labels else ""
         trigger = self._changes.update(window.stamps[-1], np.asarray(state.embedding))
         phase = self._changes.phase
@@ -182,21 +197,28 @@ class PerceptionPipeline:
             self._before = fits[-1] if fits else (self._stable_windows[0] if self._stable_windows else None)
         elif phase == "stable" and trigger is None and self._before is not None:
             self._before = None  # the change was cancelled (a glitch)
+        previous = self._reading
+        reading = self._reading = self.world.read_state(window) if trigger and self.config.read_state else previous
+        after_state = reading.caption if reading is not None else top
         if trigger is None or trigger.kind != "change":
             if phase == "stable" or trigger is not None:
-                self._stable_windows.append((window, top))
-            return None
+                self._stable_windows.append((window, after_state))
+            return None, reading if trigger else None
         before = self._before
         self._before = None
         self._stable_windows.clear()
-        self._stable_windows.append((window, top))
+        self._stable_windows.append((window, after_state))
         if before is None:
-            return None
+            return None, reading
         before_window, before_state = before
-        ranked = self.world.action_between(before_window, window, outcome_weight=self.config.action_outcome_weight)
+        linking = (actions_linking(previous.state, reading.state)
+                   if self.config.action_from_readings and previous is not None and reading is not previous else ())
+        ranked = self.world.action_between(before_window, window, outcome_weight=self.config.action_outcome_weight,
+                                           prefer=linking)
         ranked = Ranked(ranked.labels[: self.config.action_top_k], ranked.scores[: self.config.action_top_k],
                         ranked.probabilities[: self.config.action_top_k], ranked.embedding)
-        return ActionResult(before_window.stamps[-1], window.stamps[-1], before_state, top, ranked)
+        before_state = previous.caption if previous is not None else before_state
+        return ActionResult(before_window.stamps[-1], window.stamps[-1], before_state, after_state, ranked), reading
 
     # ---- services --------------------------------------------------------------
     def predict_outcome(self, action: str, candidates: list[str] | None = None) -> tuple[Ranked, float]:

@@ -3,19 +3,24 @@
     embeddings --ChangeDetector--> trigger? --Y-decoder--> text --> SemanticEvent fields
 
 Only a trigger calls the Y-decoder (the expensive step); everything else is a
-dot product. perception_node runs the same change detector and publishes an
-action estimate on the frame a change settles; estimates are kept for a short
-time and attached to the change event they belong to. The estimate and the
-embedding of that frame travel on two topics, so either may arrive first: a
-change event without its estimate waits up to ``action_wait_s`` of stream time
-for it (one or two frames in practice) and is then released with or without.
+dot product. perception_node runs the same change detector and, on the frame
+it triggers, reads the state fact by fact (``WorldModel.read_state``) and
+publishes that reading (its caption, confidence and embedding); on a change it
+also publishes an action estimate. Both are kept for a short time and attached
+to the event they belong to: the event SAYS the reading (the state composed
+from facts, right also on colour-shape pairs the state query never saw; no
+Y-decoder call) instead of decoding the stream's own embeddings, and carries
+the action. They travel on other topics than the embedding stream, so either
+may arrive first: an event waits up to ``action_wait_s`` of stream time for
+what it expects (one or two frames in practice) and is then released with
+what it has (the stream's settled mean is decoded when no reading came).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -84,10 +89,19 @@ class _ActionNote:
     confidence: float
 
 
+@dataclass
+class _ReadingNote:
+    after_s: float            # stamp of the window the state was read on
+    text: str                 # the read state's caption
+    confidence: float
+    embedding: np.ndarray     # (D,) the caption's embedding
+
+
 class SemanticEventDecoder:
     def __init__(self, checkpoint, mode: str = "generative",
                  config: ChangeDetectorConfig | None = None, text_bank: list[str] | None = None,
-                 action_match_s: float = 2.0, action_wait_s: float = 0.3, expect_actions: bool = False):
+                 action_match_s: float = 2.0, action_wait_s: float = 0.3, expect_actions: bool = False,
+                 expect_readings: bool = False):
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode must be one of {DECODE_MODES}, got {mode!r}")
         # a torch Checkpoint, or an ONNX one (runtime.OnnxCheckpoint) with its own text_ops
@@ -101,17 +115,21 @@ class SemanticEventDecoder:
         self.changes = ChangeDetector(config or ChangeDetectorConfig())
         self.action_match_s = action_match_s
         self.action_wait_s = action_wait_s
-        self._pending: Event | None = None   # a change event waiting for its action estimate
+        self._pending: tuple[Trigger, str] | None = None  # (trigger, previous text) waiting, not decoded yet
         self.waiting_since: float | None = None  # monotonic wall time the wait began
-        # Waiting only makes sense when estimates come: the caller says so
-        # (decoder_node: perception's ~/action has a publisher), or one arrived.
+        # Waiting only makes sense when notes come: the caller says so
+        # (decoder_node: perception's ~/action or ~/state_reading has a
+        # publisher), or one arrived.
         self.expect_actions = expect_actions
-        self._actions_seen = False
+        self.expect_readings = expect_readings
+        self._actions_seen = self._readings_seen = False
         self._actions: deque[_ActionNote] = deque(maxlen=32)
+        self._readings: deque[_ReadingNote] = deque(maxlen=32)
         self.current_text = ""
         self.jump_back_reset_s = 1.0
         self._last_stamp: float | None = None
-        self.decodes = 0
+        self.decodes = 0          # Y-decoder calls
+        self.texts_read = 0       # events that said perception's reading instead
         self.decode_ms_total = 0.0
 
     # ---- configuration -----------------------------------------------------------
@@ -150,34 +168,59 @@ class SemanticEventDecoder:
         """Keep an action estimate; returns the waiting change event it completes, if any."""
         self._actions_seen = True
         self._actions.append(_ActionNote(after_s, before_s, action, confidence))
-        if self._pending is None:
-            return []
         return self._complete_pending()
 
-    def _complete_pending(self) -> list[Event]:
-        event = self._pending
-        note = self._action_for(event.state_start_s, event.decided_at_s)
-        if note is None:
+    def note_reading(self, stamp_s: float, text: str, confidence: float, embedding: np.ndarray) -> list[Event]:
+        """Keep a state reading; returns the waiting event it completes, if any."""
+        self._readings_seen = True
+        self._readings.append(_ReadingNote(stamp_s, text, confidence, np.asarray(embedding, dtype=np.float32)))
+        return self._complete_pending()
+
+    def _complete_pending(self, force: bool = False) -> list[Event]:
+        """The waiting event, decoded, once what it waits for is here (or ``force``)."""
+        if self._pending is None:
             return []
-        self._actions.remove(note)
+        trigger, previous_text = self._pending
+        waits = self.action_wait_s > 0.0
+        action = self._note_for(self._actions, trigger) if trigger.kind == "change" else None
+        reading = self._note_for(self._readings, trigger)
+        want_action = trigger.kind == "change" and waits and (self.expect_actions or self._actions_seen)
+        want_reading = waits and (self.expect_readings or self._readings_seen)
+        if not force and ((want_action and action is None) or (want_reading and reading is None)):
+            return []
         self._pending = self.waiting_since = None
-        return [replace(event, action=note.action, action_confidence=note.confidence)]
+        for notes, note in ((self._actions, action), (self._readings, reading)):
+            if note is not None:
+                notes.remove(note)
+        if reading is not None:  # the text is known: what was read
+            embedding, decoded = reading.embedding, Decoded(reading.text, reading.confidence)
+            self.texts_read += 1
+        else:
+            embedding = np.asarray(trigger.decode_embedding, np.float32)
+            decoded, _ = self.decode(embedding)
+        self.current_text = decoded.text
+        return [Event(
+            kind=trigger.kind, state_start_s=trigger.state_start_s, previous_start_s=trigger.previous_start_s,
+            decided_at_s=trigger.stamp_s, text=decoded.text, previous_text=previous_text,
+            change_score=float(trigger.change_score), confidence=float(decoded.confidence),
+            action=action.action if action else "", action_confidence=action.confidence if action else 0.0,
+            embedding=embedding,
+        )]
 
     def flush(self) -> list[Event]:
-        """Release a change event still waiting for its action estimate (e.g. at shutdown)."""
-        event, self._pending, self.waiting_since = self._pending, None, None
-        return [event] if event is not None else []
+        """Release the event still waiting for its notes (e.g. at shutdown, or a new trigger)."""
+        return self._complete_pending(force=True)
 
-    def _action_for(self, state_start_s: float, decided_at_s: float) -> _ActionNote | None:
-        """The estimate for the change that began at state_start_s and was decided
-        at decided_at_s. perception_node estimates on the frame its copy of the
-        change detector decides, so the 'after' stamp normally equals
-        decided_at_s; the closest within action_match_s wins. An estimate whose
-        'after' window ends before this change began belongs to an earlier one."""
+    def _note_for(self, notes: deque, trigger: Trigger):
+        """The note (action estimate or reading) for the trigger that began at
+        state_start_s and was decided at its stamp. perception_node makes both
+        on the frame its copy of the change detector decides, so their stamp
+        normally equals the trigger's; the closest within action_match_s wins.
+        A note whose window ends before the change began belongs to an earlier one."""
         best = None
-        for note in self._actions:
-            if note.after_s >= state_start_s and abs(note.after_s - decided_at_s) <= self.action_match_s:
-                if best is None or abs(note.after_s - decided_at_s) < abs(best.after_s - decided_at_s):
+        for note in notes:
+            if note.after_s >= trigger.state_start_s and abs(note.after_s - trigger.stamp_s) <= self.action_match_s:
+                if best is None or abs(note.after_s - trigger.stamp_s) < abs(best.after_s - trigger.stamp_s):
                     best = note
         return best
 
@@ -204,39 +247,25 @@ class SemanticEventDecoder:
             ready += self.flush()
             self.reset()  # time went back (a looped bag, a restarted simulation): a new stream
         self._last_stamp = stamp_s if self._last_stamp is None else max(self._last_stamp, stamp_s)
-        if self._pending is not None and stamp_s > self._pending.decided_at_s + self.action_wait_s:
-            ready += self.flush()  # its estimate did not come: released without
+        if self._pending is not None and stamp_s > self._pending[0].stamp_s + self.action_wait_s:
+            ready += self.flush()  # what it waited for did not come: released without
         trigger: Trigger | None = self.changes.update(stamp_s, embedding)
         if trigger is None:
             return ready
         ready += self.flush()  # a new trigger supersedes any wait
-        decoded, _ = self.decode(trigger.decode_embedding)
-        previous_text = "" if trigger.kind == "initial" else self.current_text
-        self.current_text = decoded.text
-        event = Event(
-            kind=trigger.kind, state_start_s=trigger.state_start_s, previous_start_s=trigger.previous_start_s,
-            decided_at_s=trigger.stamp_s, text=decoded.text, previous_text=previous_text,
-            change_score=float(trigger.change_score), confidence=float(decoded.confidence),
-            action="", action_confidence=0.0,
-            embedding=np.asarray(trigger.decode_embedding, dtype=np.float32),
-        )
-        if trigger.kind != "change":
-            return ready + [event]
-        self._pending = event
+        self._pending = (trigger, "" if trigger.kind == "initial" else self.current_text)
         self.waiting_since = time.monotonic()
-        done = self._complete_pending()
-        if done or not (self.expect_actions or self._actions_seen) or self.action_wait_s <= 0.0:
-            return ready + (done or self.flush())
-        return ready
+        return ready + self._complete_pending()
 
     def counters(self) -> dict:
         c = self.changes.counters()
-        return {**c, "decodes": self.decodes,
+        return {**c, "decodes": self.decodes, "texts_read": self.texts_read,
                 "mean_decode_ms": self.decode_ms_total / self.decodes if self.decodes else 0.0}
 
     def reset(self) -> None:
         self.changes.reset()
         self._actions.clear()
+        self._readings.clear()
         self._pending = self.waiting_since = None
         self.current_text = ""
         self._last_stamp = None

@@ -39,7 +39,7 @@ from .evaluate import evaluate
 from .models.vljepa import VLJEPA, VLJEPAConfig
 from .models.y_decoder import GenerativeDecoder, GenerativeDecoderConfig, generative_decoder_loss
 from .reporting import machine_info
-from .sim.captions import _all_actions, action_text, state_bank
+from .sim.captions import _all_actions, action_text, random_state, state_bank, state_caption, state_paraphrases
 
 
 @dataclass
@@ -70,6 +70,7 @@ class TrainConfig:
     decoder_lr: float = 1e-3
     decoder_predicted: int = 0              # state windows whose PREDICTED embedding also trains the decoder
     decoder_paraphrases: int = 2            # paraphrases kept per distinct caption / action (decoder_texts)
+    decoder_states: int = 0                 # random states whose captions the decoder also learns (text only)
     state_bank_max_objects: int = 1         # the shipped state bank: every state with at most this many objects
 
     @classmethod
@@ -192,7 +193,7 @@ def train_model(cfg: TrainConfig, model, train_tasks, val_tasks, rng: random.Ran
             g["lr"] = base * _lr_factor(step, cfg)
         b = train_tasks.sample(cfg.batch_size, cfg.task_weights, rng)
         loss = model.loss(b.windows.to(device), b.queries, b.targets, b.target_ids.to(device),
-                          None if b.before is None else b.before.to(device))
+                          None if b.before is None else b.before.to(device), b.negatives, b.negative_ids.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
@@ -219,10 +220,16 @@ def decoder_texts(cfg: TrainConfig, train_tasks) -> list[str]:
     action with at most ``decoder_paraphrases`` of its paraphrases. Every frame
     carries fresh paraphrases (156k distinct texts on the shipped data, for
     6,940 states), and encoding all of them costs more than the whole decoder
-    phase while adding wording, not meaning."""
+    phase while adding wording, not meaning. ``decoder_states`` random states
+    of the world's vocabulary add their captions: the decoder is a text model,
+    and the words of every state are known whether or not a frame shows it."""
     variants: dict[str, list[str]] = {}
     items = [(r["caption"], r.get("paraphrases", [])) for recs in train_tasks.frames.values() for r in recs]
     items += [(tr["action"], tr.get("action_paraphrases", [])) for tr in train_tasks.transitions]
+    rng = random.Random(cfg.seed)
+    for _ in range(cfg.decoder_states):  # text only: states no frame shows (3 objects, held-out pairs) decode too
+        state = random_state(rng)
+        items.append((state_caption(state), state_paraphrases(state, cfg.decoder_paraphrases, seed=cfg.seed)))
     for text, paraphrases in items:
         kept = variants.setdefault(text, [])
         kept += [p for p in paraphrases if p not in kept][:cfg.decoder_paraphrases - len(kept)]

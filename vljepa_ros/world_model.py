@@ -9,6 +9,7 @@ the query text; answers are ranked against Y-encoded candidate phrases::
     wm.action_between(before, after)       # which action linked two windows?
     wm.predict_outcome("switch the lamp on")
     wm.ask("is the lamp on?", ["yes", "no"])
+    wm.read_state()                        # the state composed fact by fact (state_reading.py)
 """
 
 from __future__ import annotations
@@ -19,9 +20,21 @@ import torch
 from .models.vljepa import VLJEPA
 from .models.x_encoder import FrameFeatureCache, pad_window, preprocess_frame
 from .models.y_encoder import PhraseBank
-from .world_types import CACHE_FRAMES, PHRASE_CACHE_TEXTS, CandidateCache, QueryTemplates, Ranked, Window
+from .sim.captions import state_caption
+from .state_reading import answer_probabilities, compose_state, reading_questions
+from .world_types import (
+    CACHE_FRAMES,
+    PHRASE_CACHE_TEXTS,
+    PREFERRED_BONUS,
+    CandidateCache,
+    QueryTemplates,
+    Ranked,
+    Reading,
+    Window,
+)
 
-__all__ = ["QueryTemplates", "Ranked", "Window", "WorldModel", "outcome_consistency"]  # the types live in world_types
+__all__ = ["QueryTemplates", "Ranked", "Reading", "Window", "WorldModel", "outcome_consistency",
+           "read_probabilities", "read_states"]  # the types live in world_types
 
 
 @torch.no_grad()
@@ -34,6 +47,29 @@ def outcome_consistency(model: VLJEPA, before_window: torch.Tensor, after_state:
     windows = before_window.expand(len(actions), *before_window.shape[1:])
     outcomes = model.predict(windows, [template.format(action=a) for a in actions])  # (N,D)
     return outcomes @ after_state
+
+
+@torch.no_grad()
+def read_probabilities(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None
+                       ) -> list[list[dict[str, float]]]:
+    """(B,T,C,g,g) windows -> per window the answer distributions of the 13
+    reading questions (``state_reading``), in one batched predictor pass; each
+    answer ranked among its few candidates (softmax at the model's
+    temperature). ``answers``: the candidates' banks in ``reading_questions()``
+    order (made here if not given)."""
+    questions = reading_questions()
+    answers = answers or [PhraseBank(model.y_encoder, a) for _, a in questions]
+    B, Q = windows.shape[0], len(questions)
+    emb = model.predict(windows.repeat_interleave(Q, 0), [q for q, _ in questions] * B).view(B, Q, -1)  # (B,Q,D)
+    answer_emb = [bank.embeddings.numpy() for bank in answers]
+    t = float(model.temperature.detach())
+    return [answer_probabilities(emb[b].numpy(), answer_emb, t) for b in range(B)]
+
+
+def read_states(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None
+                ) -> list[tuple[dict, float]]:
+    """Per window the state composed fact by fact and its confidence (``compose_state``)."""
+    return [compose_state(p) for p in read_probabilities(model, windows, answers)]
 
 
 class WorldModel:
@@ -58,6 +94,8 @@ class WorldModel:
         self._state_bank = PhraseBank(model.y_encoder, state_bank)
         self._action_bank = PhraseBank(model.y_encoder, action_bank)
         self._phrase_cache = CandidateCache(PHRASE_CACHE_TEXTS)  # callers' encoded candidate lists
+        self._reading = [PhraseBank(model.y_encoder, answers) for _, answers in reading_questions()]
+        self._read_captions = CandidateCache(4096)  # composed captions -> their Y-encoder embedding
 
     # ---- banks ----------------------------------------------------------------
     @property
@@ -141,20 +179,25 @@ class WorldModel:
         after_window: Window | torch.Tensor,
         candidates: list[str] | None = None,
         outcome_weight: float = 0.0,
+        prefer: list[str] | tuple[str, ...] = (),
     ) -> Ranked:
         """Which action links ``before_window`` to ``after_window`` (WorldPrediction-style).
         ``outcome_weight`` > 0 adds the world model's check to each action's score:
         that weight x how well the outcome predicted for doing it from the before
         window matches the state seen after (``outcome_consistency``; one batched
-        predictor pass over the bank)."""
+        predictor pass over the bank). ``prefer``: candidates ranked first (in
+        the predictor's order), e.g. the actions that link the states read
+        before and after (``state_reading.actions_linking``)."""
         before = self._features(before_window)
         emb = self.model.predict(self._features(after_window), [self.queries.action], before_window_features=before)[0]
         bank = self._bank_for(candidates, self._action_bank)
+        preferred = set(prefer)
+        bonus = torch.tensor([PREFERRED_BONUS * (t in preferred) for t in bank.texts]) if preferred else None
         if not outcome_weight:
-            return self._rank(emb, bank)
+            return self._rank(emb, bank, bonus=bonus)
         after_state = self.embed(self.queries.state, after_window)
-        check = outcome_consistency(self.model, before, after_state, bank.texts, self.queries.outcome)
-        return self._rank(emb, bank, bonus=outcome_weight * check)
+        check = outcome_weight * outcome_consistency(self.model, before, after_state, bank.texts, self.queries.outcome)
+        return self._rank(emb, bank, bonus=check if bonus is None else check + bonus)
 
     @torch.no_grad()
     def predict_outcome(
@@ -168,3 +211,16 @@ class WorldModel:
     def ask(self, question: str, candidates: list[str], window: Window | torch.Tensor | None = None) -> Ranked:
         """Discriminative VQA: rank ``candidates`` as answers to ``question``."""
         return self._rank(self.embed(question, window), self._bank_for(candidates, self._state_bank))
+
+    @torch.no_grad()
+    def read_state(self, window: Window | torch.Tensor | None = None) -> Reading:
+        """The state composed fact by fact: the colour and the shape on each
+        cell and the lamp, in one batched predictor pass (13 queries), then the
+        most probable consistent state (``state_reading.compose_state``). Any
+        state can come out, also pairs the state query never saw and states
+        that are in no bank; ``embedding`` is its caption's Y-encoder embedding."""
+        state, confidence = read_states(self.model, self._features(window), self._reading)[0]
+        caption = state_caption(state)
+        embedding = self._read_captions.get_or_make((caption,), lambda: self.model.encode_text([caption])[0])
+        return Reading(caption=caption, state=state, confidence=confidence, embedding=embedding)
+

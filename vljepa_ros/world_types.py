@@ -13,6 +13,9 @@ from typing import Any
 CACHE_FRAMES = 64  # frames of backbone features a stream keeps (a window is at most this long)
 # Candidate texts of callers kept encoded (about 1 kB each with a 256-d model).
 PHRASE_CACHE_TEXTS = 16_384
+# Score added to preferred candidates (action_between's ``prefer``): cosines lie
+# in [-1, 1], so they rank first, in the predictor's order among themselves.
+PREFERRED_BONUS = 2.0
 
 
 class CandidateCache(OrderedDict):
@@ -59,6 +62,16 @@ class QueryTemplates:
 class Window:
     features: Any  # (T,C,g,g), oldest first: a torch.Tensor (torch backend) or np.ndarray (ONNX backends)
     stamps: tuple[float, ...]  # seconds, one per frame
+
+
+@dataclass
+class Reading:
+    """A state read fact by fact (WorldModel.read_state)."""
+
+    caption: str           # canonical caption of ``state``
+    state: dict            # {"objects": [{"colour", "shape", "cell"}], "lamp_on", "arm": None}
+    confidence: float      # product of the chosen answers' probabilities
+    embedding: Any = field(repr=False)  # (D,) the caption's Y-encoder embedding
 
 
 @dataclass

@@ -18,6 +18,11 @@ change per task):
               ...?"): colour, shape and cell each get their own target, so the
               predictor learns them apart and can recombine them (the paper's
               many-queries-one-predictor training)
+    cell      window                 + "what colour / shape is the object on the front left?"
+                                                             -> "purple" | "cylinder" | "nothing"
+              one word per fact: every answer a held-out pair (purple x cylinder)
+              needs was seen, so ``WorldModel.read_state`` can compose a state
+              the state query never saw (vljepa_ros/state_reading.py)
 
 Answers that mean the same thing share a target id, so a paraphrase of the
 positive is never used as a negative by the loss.
@@ -43,6 +48,11 @@ from ..sim.captions import (
     state_caption,
     state_paraphrases,
 )
+from ..state_reading import CELL_FACTS, NOTHING, cell_question
+
+# The one-word answers of the cell and yes/no questions: at inference each is
+# ranked among all of its set, so every batch contrasts with all of them.
+CLOSED_ANSWERS = (NOTHING, *COLOURS, *SHAPES, "yes", "no")
 from .dataset import Dataset
 
 # Query wordings seen in training; the first of each is what inference uses.
@@ -97,6 +107,17 @@ def attribute_questions(state: dict, rng: random.Random) -> tuple[str, str]:
     return "how many objects are on the table?", _COUNT_WORDS[min(len(objects), len(_COUNT_WORDS) - 1)]
 
 
+def cell_questions(state: dict, rng: random.Random) -> tuple[str, str]:
+    """One (question, one-word answer): the colour or the shape of what one
+    cell holds; occupied cells are asked about half the time."""
+    at = {(int(o["cell"][0]), int(o["cell"][1])): o for o in state.get("objects", [])}
+    col, row = (rng.choice(sorted(at)) if at and rng.random() < 0.5
+                else (rng.randrange(len(COLUMNS)), rng.randrange(len(ROWS))))
+    fact = rng.choice(sorted(CELL_FACTS))
+    obj = at.get((col, row))
+    return cell_question(fact, col, row), obj[fact] if obj else NOTHING
+
+
 @dataclass
 class Batch:
     windows: torch.Tensor            # (B,T,C,g,g) float32
@@ -104,6 +125,8 @@ class Batch:
     queries: list[str]
     targets: list[str]
     target_ids: torch.Tensor         # (B,) equal ids = same meaning
+    negatives: list[str]             # the closed answer sets, contrasted with every prediction (InfoNCE)
+    negative_ids: torch.Tensor       # (N,)
 
 
 class SplitTasks:
@@ -211,7 +234,7 @@ class SplitTasks:
             queries.append(rng.choice(STATE_QUERIES))
             targets.append(rng.choice([rec["caption"], *rec.get("paraphrases", [])]))
             ids.append(self.target_id("state", rec["caption"]))
-        for kind, ask in (("yesno", yes_no_questions), ("attribute", attribute_questions)):
+        for kind, ask in (("yesno", yes_no_questions), ("attribute", attribute_questions), ("cell", cell_questions)):
             for _ in range(counts.get(kind, 0)):
                 ep, i = rng.choice(self.frame_keys)
                 question, answer = ask(self.record(ep, i)["state"], rng)
@@ -225,4 +248,6 @@ class SplitTasks:
             queries=queries,
             targets=targets,
             target_ids=torch.tensor(ids),
+            negatives=list(CLOSED_ANSWERS),
+            negative_ids=torch.tensor([self.target_id("answer", a) for a in CLOSED_ANSWERS]),
         )

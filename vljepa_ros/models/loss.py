@@ -10,6 +10,12 @@ non-matching pairs) is what keeps the embeddings from collapsing.
 Duplicates: when the same answer text appears twice in a batch (common: many
 frames share the state "the lamp is off"), its copy is not a negative. Pass
 ``target_ids`` (equal id = same text) and off-diagonal equal-id pairs are masked.
+
+Closed answer sets: a question answered by one of a few words ("red",
+"cylinder", "nothing", "yes") is ranked among all of them at inference, but a
+batch holds only some; ``negatives`` (N,D) are extra targets, in the
+prediction -> target direction only, so every prediction is contrasted with
+the whole set (its own answer among them, same id, is masked).
 """
 
 from __future__ import annotations
@@ -43,8 +49,9 @@ class InfoNCE(nn.Module):
         lo, hi = math.log(self.cfg.min_temperature), math.log(self.cfg.max_temperature)
         return self.log_temperature.clamp(lo, hi).exp()
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, target_ids: torch.Tensor | None = None) -> torch.Tensor:
-        # pred, target (B,D) unit norm; target_ids (B,) int or None -> scalar
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, target_ids: torch.Tensor | None = None,
+                negatives: torch.Tensor | None = None, negative_ids: torch.Tensor | None = None) -> torch.Tensor:
+        # pred, target (B,D) unit norm; target_ids (B,) int or None; negatives (N,D), negative_ids (N,) -> scalar
         B = pred.shape[0]
         logits = pred @ target.T / self.temperature  # (B,B)
         if target_ids is not None:
@@ -52,4 +59,10 @@ class InfoNCE(nn.Module):
             same.fill_diagonal_(False)
             logits = logits.masked_fill(same, float("-inf"))
         labels = torch.arange(B, device=pred.device)
-        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+        rows = logits
+        if negatives is not None:
+            extra = pred @ negatives.T / self.temperature  # (B,N)
+            if target_ids is not None and negative_ids is not None:
+                extra = extra.masked_fill(target_ids[:, None] == negative_ids[None, :], float("-inf"))
+            rows = torch.cat([logits, extra], dim=1)  # (B,B+N)
+        return 0.5 * (F.cross_entropy(rows, labels) + F.cross_entropy(logits.T, labels))

@@ -145,10 +145,14 @@ class VLJEPA(nn.Module):
         targets: list[str],
         target_ids: torch.Tensor | None = None,
         before_window_features: torch.Tensor | None = None,
+        negatives: list[str] | None = None,
+        negative_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The training objective of every task: InfoNCE between predicted and
         target embeddings. windows (B,T,C,g,g); before windows (B_b,T,C,g,g)
-        belong to the FIRST B_b rows (the action task), the other rows have none."""
+        belong to the FIRST B_b rows (the action task), the other rows have none.
+        ``negatives``: extra answer texts every prediction is contrasted with
+        (closed answer sets; ``InfoNCE``), ``negative_ids`` their target ids."""
         B = window_features.shape[0]
         if isinstance(queries, str):
             queries = [queries] * B
@@ -158,7 +162,8 @@ class VLJEPA(nn.Module):
             preds.append(self.predict(window_features[:n_b], queries[:n_b], before_window_features))
         if n_b < B:
             preds.append(self.predict(window_features[n_b:], queries[n_b:]))
-        return self.loss_fn(torch.cat(preds), self.encode_text(targets), target_ids)
+        neg = self.encode_text(negatives) if negatives else None
+        return self.loss_fn(torch.cat(preds), self.encode_text(targets), target_ids, neg, negative_ids)
 
     # ---- training / checkpoint helpers --------------------------------------
     def param_groups(self, lr: float, weight_decay: float = 0.0) -> list[dict]:

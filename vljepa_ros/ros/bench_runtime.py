@@ -35,8 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .launch_support import DECODER_REMAPS
+
 IMAGE_TOPIC = "/camera/image_raw"
-EMBEDDING_TOPIC = "/perception_node/embedding"
+EMBEDDING_TOPIC = "/" + DECODER_REMAPS["embedding"]
 WARMUP_FRAMES = 15
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -300,7 +302,7 @@ def run_config(rate: float, size: int, frames: int, *, data_root: str, split: st
             + ["-r", f"image:={IMAGE_TOPIC}"], env=env, stdout=logs["perception"], stderr=subprocess.STDOUT)
         procs["decoder"] = subprocess.Popen(
             py + ["decoder", "--out", files["decoder"], "--stop-file", stop] + common
-            + ["-r", f"embedding:={EMBEDDING_TOPIC}", "-r", "action:=/perception_node/action"],
+            + [a for src, dst in DECODER_REMAPS.items() for a in ("-r", f"{src}:=/{dst}")],
             env=env, stdout=logs["decoder"], stderr=subprocess.STDOUT)
         procs["camera"] = subprocess.Popen(
             py + ["camera", "--out", files["camera"], "--rate", str(rate), "--size", str(size), "--frames",

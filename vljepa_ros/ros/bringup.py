@@ -24,6 +24,8 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from .launch_support import DECODER_REMAPS
+
 DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "config" / "perception.yaml"
 
 
@@ -88,15 +90,13 @@ def build_graph(params_file: Path | None = None, *, namespace: str = "", image_t
     image_remap = {"image": image_topic, "image/compressed": image_topic.rstrip("/") + "/compressed"}
     perception = PerceptionNode(cli_args=_ros_args(params_file, namespace, image_remap, ros_args),
                                 parameter_overrides=overrides(perception_overrides))
-    decoder = DecoderNode(cli_args=_ros_args(params_file, namespace, {"embedding": "perception_node/embedding",
-                                                                      "action": "perception_node/action"},
-                                             ros_args),
+    decoder = DecoderNode(cli_args=_ros_args(params_file, namespace, DECODER_REMAPS, ros_args),
                           parameter_overrides=overrides(decoder_overrides))
     memory = None
     if memory_overrides is not None:
         from .memory_node import MemoryNode
 
-        memory = MemoryNode(cli_args=_ros_args(params_file, namespace, {"embedding": "perception_node/embedding"},
+        memory = MemoryNode(cli_args=_ros_args(params_file, namespace, {"embedding": DECODER_REMAPS["embedding"]},
                                                ros_args),
                             parameter_overrides=overrides(memory_overrides))
     camera = None

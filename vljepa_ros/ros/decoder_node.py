@@ -2,7 +2,9 @@
 
 Never sees pixels. A thin adapter around vljepa_ros.semantic_events:
 
-  subscribes  embedding (SemanticEmbedding), action (ActionEstimate)
+  subscribes  embedding (SemanticEmbedding), action (ActionEstimate),
+              state_reading (WorldState: an event says the state perception
+              read on the frame that triggered it, when one comes)
   publishes   semantic_events (SemanticEvent; relative, so /semantic_events
               in the root namespace), ~/stats (DecodeStats)
 """
@@ -21,7 +23,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import Header
 
-from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent
+from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent, WorldState
 
 from ..runtime import BackendError, load_backend
 from ..semantic_events import DECODE_MODES, SemanticEventDecoder
@@ -62,8 +64,9 @@ PARAMS: dict[str, Param] = {
     "action_match_s": Param(2.0, "Attach an ActionEstimate to a change event if its 'after' stamp is within this "
                             "many seconds of the frame that decided the event (and not before the change "
                             "began).", (0.0, 60.0)),
-    "action_wait_s": Param(0.3, "A change event waits up to this long (camera time) for its ActionEstimate, "
-                           "which travels on another topic; 0 = never wait.", (0.0, 10.0)),
+    "action_wait_s": Param(0.3, "An event waits up to this long (camera time) for its state reading and (a "
+                           "change) its ActionEstimate, which travel on other topics; 0 = never wait.",
+                           (0.0, 10.0)),
     "stats_rate_hz": Param(1.0, "Rate of ~/stats.", (0.01, 100.0), read_only=True),
     "camera_pose_frame": Param("", "Fixed frame for SemanticEvent.camera_pose via TF; empty = no pose.",
                                read_only=True),
@@ -107,6 +110,7 @@ class DecoderNode(Node):
         # Embeddings are small and every one matters to the change detector: reliable, deep queue.
         self.create_subscription(SemanticEmbedding, "embedding", self._on_embedding, _deep_reliable())
         self._action_sub = self.create_subscription(ActionEstimate, "action", self._on_action, RELIABLE_QOS)
+        self._reading_sub = self.create_subscription(WorldState, "state_reading", self._on_reading, RELIABLE_QOS)
         self._check_action_publishers()
         # Wall-clock timer: under use_sim_time a stopped simulation or bag stops
         # /clock, and an event still waiting for its action must be released.
@@ -151,6 +155,12 @@ class DecoderNode(Node):
             self._publish(self.decoder.note_action(stamp_to_s(msg.before_stamp), stamp_to_s(msg.header.stamp),
                                                    msg.actions[0],
                                                    float(msg.probabilities[0]) if msg.probabilities else 0.0))
+
+    def _on_reading(self, msg: WorldState) -> None:
+        if msg.model_id == self.model_id and msg.labels and len(msg.embedding) == self.embed_dim:
+            self._publish(self.decoder.note_reading(stamp_to_s(msg.header.stamp), msg.labels[0],
+                                                    float(msg.probabilities[0]) if msg.probabilities else 0.0,
+                                                    np.asarray(msg.embedding)))
 
     def _on_embedding(self, msg: SemanticEmbedding) -> None:
         self.embeddings_seen += 1
@@ -208,8 +218,9 @@ class DecoderNode(Node):
         return pose
 
     def _check_action_publishers(self) -> None:
-        # A change event waits for its ActionEstimate only if something publishes them.
+        # An event waits for its ActionEstimate / reading only if something publishes them.
         self.decoder.expect_actions = self.count_publishers(self._action_sub.topic_name) > 0
+        self.decoder.expect_readings = self.count_publishers(self._reading_sub.topic_name) > 0
 
     def _publish_stats(self) -> None:
         self._check_action_publishers()
@@ -227,9 +238,9 @@ class DecoderNode(Node):
 
     def _publish_diagnostics(self) -> None:
         c = self.decoder.counters()
-        counters = {"embeddings_seen": self.embeddings_seen, "decodes": c["decodes"], "events": self.events,
-                    "heartbeats": self.heartbeats, "rejected": self.rejected + c["invalid"] + c["stale"],
-                    "camera_frames_skipped": self.frames_skipped}
+        counters = {"embeddings_seen": self.embeddings_seen, "decodes": c["decodes"],
+                    "texts_read": c["texts_read"], "events": self.events, "heartbeats": self.heartbeats,
+                    "rejected": self.rejected + c["invalid"] + c["stale"], "camera_frames_skipped": self.frames_skipped}
         rates = self._health.rates(counters)
         problems = []
         silence = self._health.silence_s()

@@ -17,6 +17,14 @@ from pathlib import Path
 
 import yaml
 
+# decoder_node's inputs, remapped to perception_node's private topics: one table
+# for the launch file, bringup and the runtime benchmark
+DECODER_REMAPS = {
+    "embedding": "perception_node/embedding",
+    "action": "perception_node/action",
+    "state_reading": "perception_node/state_reading",
+}
+
 
 class LaunchArgumentError(ValueError):
     """A launch argument or parameter file is unusable; the message names it."""

@@ -6,7 +6,9 @@ vljepa_ros.perception.PerceptionPipeline:
   subscribes  image (sensor_msgs/Image) or image/compressed (CompressedImage),
               best effort, keep-last-1
   publishes   ~/embedding (SemanticEmbedding), ~/world_state (WorldState),
-              ~/action (ActionEstimate, when the scene changed and settled)
+              ~/action (ActionEstimate, when the scene changed and settled),
+              ~/state_reading (WorldState: the state read fact by fact on each
+              trigger of the change detector, what decoder_node's events say)
   serves      ~/predict_outcome (PredictOutcome), ~/ask (Ask)
 
 Frames are handed to one worker thread through a one-slot mailbox: when
@@ -22,6 +24,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -97,6 +100,14 @@ PARAMS: dict[str, Param] = {
                         check=phrase_bank_problem),
     "action_bank": Param([""], "Action phrases ranked on ~/action; [] or [''] = the model's bank.",
                          check=phrase_bank_problem),
+    "read_state": Param(PerceptionConfig.read_state,
+                        "On each trigger of the change detector (a settled change, the stream's first state), "
+                        "read the state fact by fact (colour and shape per cell, the lamp; 13 queries in one "
+                        "pass) and publish it on ~/state_reading (decoder_node's events say it); ~/action's "
+                        "states are then readings. The tabletop world's facts: off for another world."),
+    "action_from_readings": Param(PerceptionConfig.action_from_readings,
+                                  "~/action ranks first the actions that link the state read before the change "
+                                  "to the state read after it (needs read_state)."),
     "world_state_top_k": Param(3, "Labels on ~/world_state.", (1, 100)),
     "action_top_k": Param(3, "Actions on ~/action.", (1, 100)),
     "action_outcome_weight": Param(
@@ -125,7 +136,8 @@ class PerceptionNode(Node):
             checkpoint,
             PerceptionConfig(window_frames=p["window_frames"], world_state_top_k=p["world_state_top_k"],
                              action_top_k=p["action_top_k"], change=change,
-                             threads=p["threads"], action_outcome_weight=p["action_outcome_weight"]),
+                             threads=p["threads"], action_outcome_weight=p["action_outcome_weight"],
+                             read_state=p["read_state"], action_from_readings=p["action_from_readings"]),
             state_bank=bank_value(p["state_bank"]), action_bank=bank_value(p["action_bank"]))
         if p["state_query"]:
             self.pipeline.set_state_query(p["state_query"])
@@ -144,6 +156,7 @@ class PerceptionNode(Node):
         self.embedding_pub = self.create_publisher(SemanticEmbedding, "~/embedding", RELIABLE_QOS)
         self.world_state_pub = self.create_publisher(WorldState, "~/world_state", RELIABLE_QOS)
         self.action_pub = self.create_publisher(ActionEstimate, "~/action", RELIABLE_QOS)
+        self.reading_pub = self.create_publisher(WorldState, "~/state_reading", RELIABLE_QOS)
         services = service_qos(p["service_queue_depth"])
         self.create_service(PredictOutcome, "~/predict_outcome", self._on_predict_outcome, qos_profile=services)
         self.create_service(Ask, "~/ask", self._on_ask, qos_profile=services)
@@ -215,6 +228,8 @@ class PerceptionNode(Node):
                 self.pipeline.config.action_top_k = int(param.value)
             elif param.name == "action_outcome_weight":
                 self.pipeline.config.action_outcome_weight = float(param.value)
+            elif param.name in ("read_state", "action_from_readings"):
+                setattr(self.pipeline.config, param.name, bool(param.value))
         if any(p.name in CHANGE_DETECTOR for p in params):
             self.pipeline.set_change_config(change)
         return SetParametersResult(successful=True)
@@ -308,7 +323,12 @@ class PerceptionNode(Node):
         header = msg.header  # stamp and frame_id of the newest frame, from the camera
         model_id = self.pipeline.model_id
         embedding = result.embedding.tolist()
-        # the action first: decoder_node holds a change event until its estimate arrives
+        # the reading and the action first: decoder_node holds an event until they arrive
+        if result.reading is not None:
+            r = result.reading
+            self.reading_pub.publish(WorldState(
+                header=header, labels=[r.caption], scores=[r.confidence], probabilities=[r.confidence],
+                model_id=model_id, embedding=np.asarray(r.embedding, dtype=np.float32).tolist()))
         if result.action is not None:
             a = result.action
             self.action_pub.publish(ActionEstimate(

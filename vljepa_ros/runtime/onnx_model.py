@@ -34,7 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..world_types import CACHE_FRAMES, CandidateCache, Decoded, QueryTemplates, Ranked, Window
+from ..sim.captions import state_caption
+from ..state_reading import answer_probabilities, compose_state, reading_questions
+from ..world_types import (
+    CACHE_FRAMES,
+    PREFERRED_BONUS,
+    CandidateCache,
+    Decoded,
+    QueryTemplates,
+    Ranked,
+    Reading,
+    Window,
+)
 from . import (
     EXPORT_FORMAT,
     GRAPH_FILES,
@@ -430,6 +441,8 @@ class OnnxWorldModel:
         self._state_bank = _Bank(model, state_bank)
         self._action_bank = _Bank(model, action_bank)
         self._phrase_cache = CandidateCache()  # the torch world model's rule (world_types)
+        self._reading = [_Bank(model, answers) for _, answers in reading_questions()]
+        self._read_captions = CandidateCache(4096)
 
     @property
     def state_bank(self) -> list[str]:
@@ -484,12 +497,14 @@ class OnnxWorldModel:
         return self._rank(self.embed(self.queries.state, window), self._state_bank, top_k)
 
     def action_between(self, before_window, after_window, candidates: list[str] | None = None,
-                       outcome_weight: float = 0.0) -> Ranked:
+                       outcome_weight: float = 0.0, prefer: list[str] | tuple[str, ...] = ()) -> Ranked:
         before = self._features(before_window)
         emb = self.model.predict(self._features(after_window), [self.queries.action], before)[0]
         bank = self._bank_for(candidates, self._action_bank)
+        preferred = set(prefer)
+        bonus = np.array([PREFERRED_BONUS * (t in preferred) for t in bank.texts]) if preferred else 0.0
         if not outcome_weight:
-            return self._rank(emb, bank)
+            return self._rank(emb, bank, bonus=bonus if preferred else None)
         after_state = self.embed(self.queries.state, after_window)
         # world_model.outcome_consistency on arrays, OUTCOME_BATCH actions per
         # call: rows are independent, and the engine's working memory for a
@@ -499,7 +514,7 @@ class OnnxWorldModel:
             self.model.predict(np.repeat(before, len(queries[i: i + OUTCOME_BATCH]), axis=0),
                                queries[i: i + OUTCOME_BATCH])
             for i in range(0, len(queries), OUTCOME_BATCH)])
-        return self._rank(emb, bank, bonus=outcome_weight * (outcomes @ after_state))
+        return self._rank(emb, bank, bonus=outcome_weight * (outcomes @ after_state) + bonus)
 
     def predict_outcome(self, action: str, candidates: list[str] | None = None, window=None) -> Ranked:
         emb = self.embed(self.queries.outcome.format(action=action), window)
@@ -507,6 +522,18 @@ class OnnxWorldModel:
 
     def ask(self, question: str, candidates: list[str], window=None) -> Ranked:
         return self._rank(self.embed(question, window), self._bank_for(candidates, self._state_bank))
+
+
+    def read_state(self, window=None) -> Reading:
+        """``WorldModel.read_state``: the 13 reading questions in one batched pass, then ``compose_state``."""
+        f = self._features(window)
+        questions = [q for q, _ in reading_questions()]
+        emb = self.model.predict(np.repeat(f, len(questions), axis=0), questions)  # (13,D)
+        probabilities = answer_probabilities(emb, [b.embeddings for b in self._reading], self.model.temperature)
+        state, confidence = compose_state(probabilities)
+        caption = state_caption(state)
+        embedding = self._read_captions.get_or_make((caption,), lambda: self.model.encode_text([caption])[0])
+        return Reading(caption=caption, state=state, confidence=confidence, embedding=embedding)
 
 
 class OnnxText:

@@ -366,6 +366,16 @@ def outcome_distractors(before: dict, action: dict, after: dict, seed: int = 0) 
     return out[:3]
 
 
+def random_state(rng: random.Random, max_objects: int = 3) -> dict:
+    """A uniformly drawn legal state: 0..max_objects distinct colour-shape
+    pairs on distinct cells, the lamp on or off, the arm still."""
+    cells = [(c, r) for r in range(len(ROWS)) for c in range(len(COLUMNS))]
+    n = rng.randint(0, max_objects)
+    pairs = rng.sample([(c, s) for c in COLOURS for s in SHAPES], n)
+    objs = [{"colour": c, "shape": s, "cell": list(cell)} for (c, s), cell in zip(pairs, rng.sample(cells, n))]
+    return {"objects": objs, "lamp_on": rng.random() < 0.5, "arm": None}
+
+
 def state_bank(max_objects: int = 1) -> list[str]:
     """Canonical captions of all states with up to ``max_objects`` objects
     (for classification banks; 2 objects is ~ 7,000 phrases)."""
