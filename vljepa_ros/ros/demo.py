@@ -173,9 +173,9 @@ def main(argv=None) -> int:
         print()
         print(f"summary: {camera.frames_published} frames published, {p['received']} received and "
               f"{p['processed']} processed by perception ({p['dropped']} dropped, {p['stale']} stale, "
-              f"{p['malformed']} malformed), {embeddings} embeddings decoded "
-              f"{d['decodes']} times -> {len(events)} events ({len(changes)} changes); decode ratio "
-              f"{d['decodes'] / max(1, embeddings):.3f} (fixed-rate decoding: 1.000)")
+              f"{p['malformed']} malformed), {embeddings} embeddings -> {len(events)} events "
+              f"({len(changes)} changes), texts: {d['texts_read']} state readings + {d['decodes']} Y-decoder calls; "
+              f"text ratio {(d['decodes'] + d['texts_read']) / max(1, embeddings):.3f} (fixed-rate decoding: 1.000)")
         print(f"         changes within 0.5 s of a scripted change: {hits}/{len(true_times)} "
               f"(false alarms: {len(changes) - hits}); event text says the true state: {parsed_text}/{len(events)} "
               f"(nearest of the episode's states: {correct_text}/{len(events)}); "
