@@ -33,6 +33,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))  # run from a checkout
+from vljepa_ros.memory.store import dir_bytes  # noqa: E402  (the store's own disk measure)
+
 DIM = 256
 MODEL = "tabletop@000000000000"
 BATCH = 10_000
@@ -44,17 +47,6 @@ def partitions(n: int) -> int:
     # sqrt(n), capped: k-means training cost grows with partitions^2 (256 train
     # vectors each); at 10^6 rows 1,000 partitions would take ~30 min on 2 cores
     return int(min(256, np.sqrt(n)))
-
-
-def _dir_size(path: str) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                pass
-    return total
 
 
 # "clustered" (default): each moment is one of STATES recurring scene states plus noise
@@ -333,7 +325,7 @@ def run_size(engine_cls, n: int, n_queries: int, rng: np.random.Generator, time_
         store.close()
         return {"n": n, "count": count, "insert_per_s": n / insert_s, "index_s": index_s, "open_s": open_s,
                 "query_p50_ms": float(np.percentile(lat, 50)), "query_p95_ms": float(np.percentile(lat, 95)),
-                "recall_at_10": float(np.mean(recall)), "disk_mb": _dir_size(path) / 1e6}
+                "recall_at_10": float(np.mean(recall)), "disk_mb": dir_bytes(path) / 1e6}
     finally:
         shutil.rmtree(path, ignore_errors=True)
 

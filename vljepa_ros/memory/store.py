@@ -31,6 +31,18 @@ TABLE = "moments"
 NPROBES, REFINE = 20, 5  # IVF partitions searched; candidates re-scored exactly = REFINE x top_k
 
 
+
+def dir_bytes(path: str) -> int:
+    """Bytes of every file under ``path`` (files that vanish meanwhile count 0)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
 class StoreError(RuntimeError):
     """The store cannot be opened or written as asked; the message says why and what to do."""
 
@@ -237,14 +249,7 @@ class MomentStore:
     def disk_bytes(self) -> int:
         if not _is_local(self.uri):
             return 0
-        total = 0
-        for root, _, files in os.walk(self.uri):
-            for f in files:
-                try:
-                    total += os.path.getsize(os.path.join(root, f))
-                except OSError:
-                    pass
-        return total
+        return dir_bytes(self.uri)
 
     def search(self, query: np.ndarray, model_id: str, top_k: int, window_ns: tuple[int, int] | None = None,
                region: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None) -> list[Hit]:
