@@ -9,7 +9,7 @@ import torch
 from vljepa_ros.change_detection import ChangeDetectorConfig
 from vljepa_ros.checkpoint import load_model
 from vljepa_ros.perception import PerceptionConfig, PerceptionPipeline
-from vljepa_ros.semantic_events import SemanticEventDecoder
+from vljepa_ros.semantic_events import EventStream
 from vljepa_ros.world_model import Ranked, Reading, Window
 
 FPS = 15.0
@@ -102,7 +102,7 @@ def test_a_one_frame_glitch_gives_no_action(checkpoint, targets):
 
 
 def event_decoder(checkpoint, wait_s=0.3, expect_actions=True):
-    return SemanticEventDecoder(checkpoint, "retrieval", CHANGE, PHRASES, action_wait_s=wait_s,
+    return EventStream(checkpoint, "retrieval", CHANGE, PHRASES, action_wait_s=wait_s,
                                 expect_actions=expect_actions)
 
 

@@ -23,7 +23,8 @@ def bag(tmp_path_factory):
 
 
 def test_bag_round_trip_matches_the_renderer(bag):
-    from vljepa_ros.data.bag import SIM_EPOCH_NS, read_images
+    from vljepa_ros.data.bag import read_images
+    from vljepa_ros.sim.camera import SIM_EPOCH_NS
     from vljepa_ros.sim.episodes import EpisodeScript
     from vljepa_ros.sim.world import TabletopWorld
 

@@ -68,7 +68,7 @@ class DecoderHarness:
         while self.pub.get_subscription_count() == 0:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        model = self.node.decoder.checkpoint.model
+        model = self.node.stream.checkpoint.model
         import torch
 
         with torch.no_grad():
@@ -142,7 +142,7 @@ def test_one_event_per_change_none_in_static_stretches(ros):
             assert abs(np.linalg.norm(e.embedding) - 1.0) < 1e-3
         assert change_events[0].previous_text == PHRASES[0]
         # the decoder ran once per event: far fewer decodes than embeddings
-        assert h.node.decoder.decodes == len(h.events)
+        assert h.node.stream.decodes == len(h.events)
         deadline = time.monotonic() + 3
         while (not h.stats or h.stats[-1].embeddings_seen < h.node.embeddings_seen) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -187,7 +187,7 @@ def test_rejects_foreign_embeddings_and_invalid_parameters(ros):
         result = h.node.set_parameters([Parameter("decode_mode", value="telepathy")])[0]
         assert not result.successful and "decode_mode" in result.reason
         result = h.node.set_parameters([Parameter("threshold", value=0.25)])[0]
-        assert result.successful and h.node.decoder.config.threshold == 0.25
+        assert result.successful and h.node.stream.config.threshold == 0.25
     finally:
         h.close()
 
@@ -197,17 +197,17 @@ def test_change_events_wait_for_actions_only_while_someone_publishes_them(ros):
 
     h = DecoderHarness(ros)
     try:
-        assert not h.node.decoder.expect_actions  # nothing publishes /vd/action yet
+        assert not h.node.stream.expect_actions  # nothing publishes /vd/action yet
         publisher = h.driver.create_publisher(ActionEstimate, "/vd/action", 10)
         deadline = time.monotonic() + 5  # ~/stats at 20 Hz re-checks the publishers
-        while not h.node.decoder.expect_actions and time.monotonic() < deadline:
+        while not h.node.stream.expect_actions and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert h.node.decoder.expect_actions
+        assert h.node.stream.expect_actions
         h.driver.destroy_publisher(publisher)
         deadline = time.monotonic() + 5
-        while h.node.decoder.expect_actions and time.monotonic() < deadline:
+        while h.node.stream.expect_actions and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not h.node.decoder.expect_actions
+        assert not h.node.stream.expect_actions
     finally:
         h.close()
 
@@ -219,7 +219,7 @@ def test_a_change_event_waiting_for_its_action_is_released_when_the_stream_stops
     try:
         h.driver.create_publisher(ActionEstimate, "/vd/action", 10)  # estimates could come, so events wait
         deadline = time.monotonic() + 5
-        while not h.node.decoder.expect_actions and time.monotonic() < deadline:
+        while not h.node.stream.expect_actions and time.monotonic() < deadline:
             time.sleep(0.02)
         h.stream([(0, 3.0), (1, 3.0)])  # the change is decided ~1 s into the 3 s segment: under 10 s of camera wait
         deadline = time.monotonic() + 5  # released ~1 s (wall) after the wait began
@@ -242,9 +242,9 @@ def test_events_say_what_perception_read_on_the_deciding_frame(ros):
     try:
         readings = h.driver.create_publisher(WorldState, "/vd/state_reading", 100)
         deadline = time.monotonic() + 5
-        while not h.node.decoder.expect_readings and time.monotonic() < deadline:
+        while not h.node.stream.expect_readings and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert h.node.decoder.expect_readings
+        assert h.node.stream.expect_readings
         rng = np.random.default_rng(0)
         t = 0.0
         for idx in (0, 2):
@@ -262,7 +262,7 @@ def test_events_say_what_perception_read_on_the_deciding_frame(ros):
             time.sleep(0.05)
         assert [(e.kind, e.text) for e in h.events] == [(SemanticEvent.KIND_INITIAL, PHRASES[1]),
                                                         (SemanticEvent.KIND_CHANGE, PHRASES[3])]
-        assert h.node.decoder.texts_read == 2 and h.node.decoder.decodes == 0
+        assert h.node.stream.texts_read == 2 and h.node.stream.decodes == 0
     finally:
         h.close()
 

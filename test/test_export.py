@@ -183,11 +183,11 @@ def test_onnx_pipeline_does_not_import_torch(asset_export):
 import sys, numpy as np
 from vljepa_ros.runtime.onnx_model import load_onnx_checkpoint
 from vljepa_ros.perception import PerceptionPipeline
-from vljepa_ros.semantic_events import SemanticEventDecoder
+from vljepa_ros.semantic_events import EventStream
 ck = load_onnx_checkpoint(None, "onnxruntime", export_dir={str(out)!r})
 pipe = PerceptionPipeline(ck)
 pipe.warm_up()
-dec = SemanticEventDecoder(ck, "generative")
+dec = EventStream(ck, "generative")
 dec.warm_up()
 events = []
 for i in range(20):  # the initial event comes once the stream has settled
@@ -222,7 +222,7 @@ def test_nodes_backend_parameter(asset_export):
         assert isinstance(node.pipeline.world, OnnxWorldModel)
         node.destroy_node()
         node = DecoderNode(parameter_overrides=[Parameter("backend", value="openvino")])
-        assert isinstance(node.decoder.text, OnnxText)
+        assert isinstance(node.stream.text, OnnxText)
         node.destroy_node()
     finally:
         rclpy.try_shutdown()

@@ -55,12 +55,12 @@ def test_integers_for_floats_and_empty_banks_are_accepted(ros):
     try:
         threshold = node.get_parameter("threshold")
         assert threshold.type_ == Parameter.Type.DOUBLE and threshold.value == 1.0
-        assert node.decoder.config.threshold == 1.0 and node.decoder.config.hysteresis == 0.0
-        assert node.decoder.text.bank.texts == node.decoder.checkpoint.phrase_banks["state"]  # the model's bank
+        assert node.stream.config.threshold == 1.0 and node.stream.config.hysteresis == 0.0
+        assert node.stream.text.bank.texts == node.stream.checkpoint.phrase_banks["state"]  # the model's bank
         # at run time too: an integer for a float parameter is converted
         result = node.set_parameters([Parameter("max_settle_s", value=5)])[0]
         assert result.successful, result.reason
-        assert node.get_parameter("max_settle_s").value == 5.0 and node.decoder.config.max_settle_s == 5.0
+        assert node.get_parameter("max_settle_s").value == 5.0 and node.stream.config.max_settle_s == 5.0
         # parameters that only act at start-up are refused at run time instead of doing nothing
         for name, value in (("stats_rate_hz", 5.0), ("camera_pose_frame", "map")):
             result = node.set_parameters([Parameter(name, value=value)])[0]

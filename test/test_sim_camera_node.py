@@ -193,7 +193,7 @@ def test_live_camera_stream_and_run_time_parameters(node):
 
 
 def test_sim_time_publishes_clock_and_stamps_episode_time(node):
-    from vljepa_ros.ros.sim_camera_node import SIM_EPOCH_S
+    from vljepa_ros.sim.camera import SIM_EPOCH_NS
 
     lis = _Listener(node, with_clock=True)
     proc = _start_node(f"image_size:={SIZE}", f"max_frames:={FRAMES}", f"fps:={FPS}",
@@ -206,7 +206,7 @@ def test_sim_time_publishes_clock_and_stamps_episode_time(node):
     assert proc.returncode == 0, out
     _check_stream(lis)
     for g in lis.truth:
-        want = SIM_EPOCH_S * 1_000_000_000 + round(g["frame"] / FPS * 1e9)
+        want = SIM_EPOCH_NS + round(g["frame"] / FPS * 1e9)
         assert g["stamp"]["sec"] * 1_000_000_000 + g["stamp"]["nanosec"] == want
     clock = {_ns(c) for c in lis.clock}
     assert len(clock) >= FRAMES - 5
@@ -214,11 +214,13 @@ def test_sim_time_publishes_clock_and_stamps_episode_time(node):
 
 
 @pytest.mark.parametrize("param,expected", [
-    ("fps:=-1.0", "fps"),
-    ("split:=bogus", "split: must be one of train, val, test"),
-    ("time_source:=wall", "time_source: must be one of ros, sim"),
-    ("image_size:=8", "image_size"),
-    ("fps:=15", "write a double as 15.0"),
+    ("fps:=-1.0", "fps=-1.0 is outside [0.0, 60.0]"),
+    ("fps:=0.0", "fps=0.0 must be in (0, 60] frames/s"),
+    ("split:=bogus", "split='bogus' must be one of: train, val, test"),
+    ("time_source:=wall", "time_source='wall' must be one of: ros, sim"),
+    ("image_size:=8", "image_size=8 is outside [32, 1024]"),
+    ("image_size:=abc", "image_size='abc' must be an integer"),
+    ("frame_id:=' '", "frame_id must not be empty"),
 ])
 def test_invalid_start_up_parameters_exit_with_a_reason(param, expected):
     proc = _start_node(param)
@@ -226,13 +228,13 @@ def test_invalid_start_up_parameters_exit_with_a_reason(param, expected):
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert proc.returncode not in (0, None), out
-    assert "invalid configuration" in out and expected in out, out
+    assert proc.returncode == 2, out
+    assert "invalid parameters" in out and expected in out, out
 
 
 def test_camera_model_matches_the_rendered_image():
     """K and the optical-frame pose put a known object where MuJoCo draws it."""
-    from vljepa_ros.ros.sim_camera_node import camera_pose, pinhole_intrinsics
+    from vljepa_ros.sim.camera import camera_pose, pinhole_intrinsics
     from vljepa_ros.sim.world import OBJ_HALF, SceneParams, TabletopWorld, cell_xy
 
     params = SceneParams(cam_azimuth=100.0, cam_elevation=-42.0, cam_distance=1.2)

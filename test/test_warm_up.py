@@ -6,7 +6,7 @@ import pytest
 
 from vljepa_ros.checkpoint import load_model
 from vljepa_ros.perception import PerceptionPipeline
-from vljepa_ros.semantic_events import SemanticEventDecoder
+from vljepa_ros.semantic_events import EventStream
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_decoder_warm_up_is_not_counted_and_changes_no_event(checkpoint, mode):
     stream = [(i / 15.0, targets[0 if i < 20 else 1]) for i in range(40)]
     events = {}
     for warm in (False, True):
-        decoder = SemanticEventDecoder(checkpoint, mode)
+        decoder = EventStream(checkpoint, mode)
         if warm:
             assert decoder.warm_up() > 0.0
             assert decoder.counters()["decodes"] == 0 and decoder.counters()["seen"] == 0

@@ -15,7 +15,7 @@ count in another's memory), with the node's defaults (1 inference thread):
   stamp -> embedding ready, p50 / p95; per-stage medians from the pipeline's
   own timings (backbone = preprocess + backbone, predictor = state query +
   ranking, action = change tracking and action estimates);
-* decoder: ``SemanticEventDecoder.decode`` (generative, with its confidence
+* decoder: ``EventStream.decode`` (generative, with its confidence
   re-encoding) on the episode's embeddings, per call;
 * peak RSS (VmHWM) of each child: model + pipeline, without rclpy (a node
   adds the ROS client libraries on top).
@@ -111,11 +111,11 @@ def child_perception(backend: str, model: str | None, frames_file: str, rate: fl
 
 
 def child_decoder(backend: str, model: str | None, frames_file: str) -> dict:
-    from vljepa_ros.semantic_events import SemanticEventDecoder
+    from vljepa_ros.semantic_events import EventStream
 
     embeddings = np.load(frames_file)["embeddings"]
     ck = _load(backend, model)
-    dec = SemanticEventDecoder(ck, "generative")
+    dec = EventStream(ck, "generative")
     dec.warm_up()
     times = [dec.decode(e)[1] for e in embeddings]
     return {"backend": backend, "decode_calls": len(times), "decode_p50_ms": statistics.median(times),

@@ -44,6 +44,7 @@ from .change_detection import (
     uniform_decode_times,
     ward_decode_times,
 )
+from .sim.captions import scene_caption, state_caption
 
 STRIDES = (1, 2, 3, 5, 8, 12, 15, 20, 30, 45, 60, 90, 120)
 THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4)
@@ -286,13 +287,6 @@ def quality_benchmark(streams: list[Stream], mapper: Mapper, strides: Sequence[i
 # ---------------------------------------------------------------------------
 
 
-def truth_caption(state: dict) -> str:
-    """The caption of the state the scene is in: the canonical caption without the arm phrase."""
-    from .sim.captions import state_caption
-
-    return state_caption(dict(state, arm=None))
-
-
 def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int | None = None,
                   progress: bool = True, read_state: bool = True) -> tuple[list[Stream], list[str], float]:
     """Embed every frame of the split as perception_node would (and, with
@@ -302,13 +296,12 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
     from .data.dataset import Dataset
     from .data.features import load_features
     from .models.x_encoder import window_at
-    from .sim.captions import state_caption
     from .world_model import read_states
 
     dataset = Dataset(data_root, split)
     episodes = dataset.episodes()[: max_episodes or None]
     records = {ep: [f.record for f in dataset.episode_frames(ep)] for ep in episodes}
-    bank = sorted({truth_caption(r["state"]) for recs in records.values() for r in recs})
+    bank = sorted({scene_caption(r["state"]) for recs in records.values() for r in recs})
     bank_index = {c: i for i, c in enumerate(bank)}
     query = ckpt.queries.get("state") or "what is on the table?"
     cache = os.path.join(data_root, "cache", f"streams-{ckpt.model_id.replace('@', '-')}.npz")
@@ -356,7 +349,7 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
             episode=ep,
             stamps=np.array([r["t"] for r in recs], dtype=np.float64),
             embeddings=cached[ep],
-            truth=np.array([bank_index[truth_caption(r["state"])] for r in recs], dtype=np.int64),
+            truth=np.array([bank_index[scene_caption(r["state"])] for r in recs], dtype=np.int64),
             transitions_s=np.array(sorted(t["t_start"] for t in trs if t["episode"] == ep), dtype=np.float64),
             readings=read.get(ep),
             reading_ids=(np.array([bank_index.get(c, -1) for c in read_captions[ep]], dtype=np.int64)
@@ -370,7 +363,6 @@ TEXT_MATCHES = ("parse", "nearest")
 
 def parsed_caption(text: str) -> str | None:
     """The canonical caption of the state a text describes, None if it describes none."""
-    from .sim.captions import state_caption
     from .sim.parse import parse_state
 
     state = parse_state(text)
@@ -429,8 +421,8 @@ def model_mapper(ckpt, bank: list[str], mode: str = "generative", batch: int = 2
 
 
 def decoder_cost(ckpt, embeddings: np.ndarray, n: int = 200, seed: int = 0) -> dict:
-    """Median ms of SemanticEventDecoder.decode (one call = one event's decode) per mode."""
-    from .semantic_events import SemanticEventDecoder
+    """Median ms of EventStream.decode (one call = one event's decode) per mode."""
+    from .semantic_events import EventStream
 
     rng = np.random.default_rng(seed)
     idx = rng.choice(embeddings.shape[0], size=min(n, embeddings.shape[0]), replace=False)
@@ -438,7 +430,7 @@ def decoder_cost(ckpt, embeddings: np.ndarray, n: int = 200, seed: int = 0) -> d
     for mode in ("generative", "retrieval"):
         if mode == "generative" and ckpt.decoder is None:
             continue
-        dec = SemanticEventDecoder(ckpt, mode)
+        dec = EventStream(ckpt, mode)
         for e in embeddings[idx[:5]]:
             dec.decode(e)  # warm-up
         ms = [dec.decode(e)[1] for e in embeddings[idx]]
@@ -553,7 +545,7 @@ def render_markdown(report: dict) -> str:
     cost = report.get("decoder_cost")
     if cost:
         lines += ["## Decoder cost", "",
-                  "`SemanticEventDecoder.decode` on predicted embeddings of the test streams (one call = one "
+                  "`EventStream.decode` on predicted embeddings of the test streams (one call = one "
                   "event's text, including the generative mode's re-encoding for the confidence).", "",
                   "| mode | median ms | p95 ms | calls |", "|---|---|---|---|",
                   *[f"| {m} | {v['median_ms']:.1f} | {v['p95_ms']:.1f} | {v['calls']} |" for m, v in cost.items()], ""]

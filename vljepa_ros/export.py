@@ -288,13 +288,13 @@ def render_episode(seed: int, split: str, size: int, max_frames: int = 0) -> tup
 
 
 def _events(ck, frames, stamps) -> tuple[list[tuple], np.ndarray, np.ndarray]:
-    """The whole stream through PerceptionPipeline + SemanticEventDecoder, as
+    """The whole stream through PerceptionPipeline + EventStream, as
     the nodes run it -> (events, state embeddings (N,D), frame features (N,...))."""
     from .perception import PerceptionPipeline
-    from .semantic_events import SemanticEventDecoder
+    from .semantic_events import EventStream
 
     pipe = PerceptionPipeline(ck)
-    dec = SemanticEventDecoder(ck, "generative" if getattr(ck, "decoder", None) is not None
+    dec = EventStream(ck, "generative" if getattr(ck, "decoder", None) is not None
                                or getattr(ck, "has_decoder", False) else "retrieval", expect_actions=True)
     events, embs, feats = [], [], []
     for rgb, t in zip(frames, stamps):

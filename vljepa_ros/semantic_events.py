@@ -31,7 +31,7 @@ DECODE_MODES = ("generative", "retrieval")
 
 
 @dataclass
-class Event:
+class StreamEvent:
     kind: str                 # "initial" | "change" | "heartbeat"
     state_start_s: float
     previous_start_s: float | None
@@ -97,7 +97,11 @@ class _ReadingNote:
     embedding: np.ndarray     # (D,) the caption's embedding
 
 
-class SemanticEventDecoder:
+class EventStream:
+    """The embedding stream -> semantic events (see the module docstring):
+    a ChangeDetector, the readings and actions noted for its triggers, and the
+    Y-decoder for the triggers without a reading. decoder_node runs one."""
+
     def __init__(self, checkpoint, mode: str = "generative",
                  config: ChangeDetectorConfig | None = None, text_bank: list[str] | None = None,
                  action_match_s: float = 2.0, action_wait_s: float = 0.3, expect_actions: bool = False,
@@ -164,19 +168,19 @@ class SemanticEventDecoder:
         return (time.perf_counter() - t0) * 1e3
 
     # ---- stream ------------------------------------------------------------------
-    def note_action(self, before_s: float, after_s: float, action: str, confidence: float) -> list[Event]:
+    def note_action(self, before_s: float, after_s: float, action: str, confidence: float) -> list[StreamEvent]:
         """Keep an action estimate; returns the waiting change event it completes, if any."""
         self._actions_seen = True
         self._actions.append(_ActionNote(after_s, before_s, action, confidence))
         return self._complete_pending()
 
-    def note_reading(self, stamp_s: float, text: str, confidence: float, embedding: np.ndarray) -> list[Event]:
+    def note_reading(self, stamp_s: float, text: str, confidence: float, embedding: np.ndarray) -> list[StreamEvent]:
         """Keep a state reading; returns the waiting event it completes, if any."""
         self._readings_seen = True
         self._readings.append(_ReadingNote(stamp_s, text, confidence, np.asarray(embedding, dtype=np.float32)))
         return self._complete_pending()
 
-    def _complete_pending(self, force: bool = False) -> list[Event]:
+    def _complete_pending(self, force: bool = False) -> list[StreamEvent]:
         """The waiting event, decoded, once what it waits for is here (or ``force``)."""
         if self._pending is None:
             return []
@@ -199,7 +203,7 @@ class SemanticEventDecoder:
             embedding = np.asarray(trigger.decode_embedding, np.float32)
             decoded, _ = self.decode(embedding)
         self.current_text = decoded.text
-        return [Event(
+        return [StreamEvent(
             kind=trigger.kind, state_start_s=trigger.state_start_s, previous_start_s=trigger.previous_start_s,
             decided_at_s=trigger.stamp_s, text=decoded.text, previous_text=previous_text,
             change_score=float(trigger.change_score), confidence=float(decoded.confidence),
@@ -207,7 +211,7 @@ class SemanticEventDecoder:
             embedding=embedding,
         )]
 
-    def flush(self) -> list[Event]:
+    def flush(self) -> list[StreamEvent]:
         """Release the event still waiting for its notes (e.g. at shutdown, or a new trigger)."""
         return self._complete_pending(force=True)
 
@@ -240,9 +244,9 @@ class SemanticEventDecoder:
         self.decode_ms_total += ms
         return decoded, ms
 
-    def update(self, stamp_s: float, embedding: np.ndarray) -> list[Event]:
+    def update(self, stamp_s: float, embedding: np.ndarray) -> list[StreamEvent]:
         """One embedding of the stream -> the events ready now (usually none)."""
-        ready: list[Event] = []
+        ready: list[StreamEvent] = []
         if self._last_stamp is not None and stamp_s < self._last_stamp - self.jump_back_reset_s:
             ready += self.flush()
             self.reset()  # time went back (a looped bag, a restarted simulation): a new stream

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..imaging import image_to_rgb, rgb_to_image_fields
+from ..sim.camera import sim_stamp_ns
 
 _SEP = "=" * 80 + "\n"
 _TIME = "int32 sec\nuint32 nanosec\n"
@@ -28,7 +29,6 @@ IMAGE_MSGDEF = (
     + _SEP + "MSG: std_msgs/Header\n" + _HEADER + _SEP + "MSG: builtin_interfaces/Time\n" + _TIME
 )
 STRING_MSGDEF = "string data\n"
-SIM_EPOCH_NS = 1_000_000_000 * 1_000_000_000  # the sim camera's epoch (1e9 s)
 
 
 @dataclass
@@ -47,8 +47,8 @@ def record_episode(path: str, seed: int, split: str = "test", image_size: int = 
 
     from mcap_ros2.writer import Writer
 
-    from ..sim.captions import state_caption
     from ..sim.episodes import EpisodeScript
+    from ..sim.ground_truth import truth_record
     from ..sim.world import TabletopWorld
 
     script = EpisodeScript.generate(seed, split)
@@ -61,16 +61,14 @@ def record_episode(path: str, seed: int, split: str = "test", image_size: int = 
         for i, t, rgb, truth in script.frames(world, image_size, image_size):
             if max_frames and i >= max_frames:
                 break
-            ns = SIM_EPOCH_NS + int(round(t * 1e9))
+            ns = sim_stamp_ns(t)
             stamp = {"sec": ns // 1_000_000_000, "nanosec": ns % 1_000_000_000}
             h, w, step, data = rgb_to_image_fields(rgb, "rgb8")
             writer.write_message(topic, image_schema, {
                 "header": {"stamp": stamp, "frame_id": frame_id}, "height": h, "width": w, "encoding": "rgb8",
                 "is_bigendian": 0, "step": step, "data": data}, log_time=ns, publish_time=ns, sequence=i)
-            caption = state_caption(dict(truth.state(), arm=None))
-            writer.write_message("/camera/ground_truth", truth_schema, {"data": json.dumps(
-                {"frame": i, "t": t, "caption": caption, "arm_moving": truth.arm_moving})},
-                log_time=ns, publish_time=ns, sequence=i)
+            writer.write_message("/camera/ground_truth", truth_schema, {  # the sim camera's record
+                "data": json.dumps(truth_record(script, truth, ns, frame_id))}, log_time=ns, publish_time=ns, sequence=i)
             n += 1
         writer.finish()
     world.close()

@@ -135,7 +135,7 @@ def role_decoder(args, ros_args: list[str]) -> int:
     def dump():
         sampler.stop()
         _write_json(args.out, {"role": "decoder", "pid": os.getpid(), **counters(),
-                               "decoder": node.decoder.counters(), "samples": sampler.samples,
+                               "decoder": node.stream.counters(), "samples": sampler.samples,
                                "status_kb": proc_status_kb()})
 
     _spin_until_stopped(node, SingleThreadedExecutor(), args.stop_file, dump)  # rclpy.spin, as decoder_node.main

@@ -60,6 +60,37 @@ class StampBook:
         self._book.clear()
 
 
+class RateMeter:
+    """Achieved rate of a periodic action (publishing, processing) over its
+    last ``window`` ticks, and over the whole run. ROS-free."""
+
+    def __init__(self):
+        self._ticks: deque[float] = deque()
+        self._first: float | None = None
+
+    def tick(self, now: float, window: int) -> float | None:
+        """Record one tick at ``now`` (monotonic s); the rate over the last ``window`` ticks (None: too few)."""
+        self._first = now if self._first is None else self._first
+        self._ticks.append(now)
+        while len(self._ticks) > max(2, window):
+            self._ticks.popleft()
+        span = self._ticks[-1] - self._ticks[0]
+        return None if len(self._ticks) < 2 else ((len(self._ticks) - 1) / span if span > 0 else float("inf"))
+
+    def overall(self, count: int) -> float:
+        """Rate of ``count`` ticks from the first tick to the last (NaN before two)."""
+        if self._first is None or not self._ticks or self._ticks[-1] <= self._first:
+            return float("nan")
+        return (count - 1) / (self._ticks[-1] - self._first)
+
+    def clear(self) -> None:
+        """Forget the window (after a rate change), keep the run's start."""
+        self._ticks.clear()
+
+    def __len__(self) -> int:
+        return len(self._ticks)
+
+
 class ParameterError(ValueError):
     """Invalid parameter value(s); the message names each parameter, its value and the valid range."""
 
@@ -218,37 +249,6 @@ def updated_change_config(current, params, names=tuple(CHANGE_PARAMS)):
     """``current`` ChangeDetectorConfig with a parameter update's values for
     ``names`` applied; ValueError (with the reason) if the result is invalid."""
     return change_config({p.name: p.value for p in params if p.name in names}, current)
-
-
-# The interface before the parameter tables, kept while memory_node uses it
-# (declare_params is the one to use: it also checks start-up values and types).
-def declare(node: Node, name: str, default, description: str, *, read_only: bool = False,
-            int_range: tuple[int, int] | None = None, float_range: tuple[float, float] | None = None,
-            additional: str = ""):
-    """declare_parameter with a descriptor (ranges are enforced by rclpy on set)."""
-    descriptor = ParameterDescriptor(description=description, read_only=read_only,
-                                     additional_constraints=additional)
-    if int_range is not None:
-        descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-    if float_range is not None:
-        descriptor.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1],
-                                                              step=0.0)]
-    return node.declare_parameter(name, default, descriptor).value
-
-
-def check_range(name: str, value, low, high) -> str | None:
-    """The reason a start-up value is out of range (rclpy checks only later sets)."""
-    if not low <= value <= high:
-        return f"{name}={value} is outside [{low}, {high}]"
-    return None
-
-
-def declare_change_detector(node: Node, names=tuple(CHANGE_PARAMS)) -> tuple[dict, list[str]]:
-    """Declare the change-detector parameters; returns (values, start-up problems)."""
-    try:
-        return declare_params(node, {n: CHANGE_PARAMS[n] for n in names}), []
-    except ParameterError as e:
-        return {n: CHANGE_PARAMS[n].default for n in names}, [str(e)]
 
 
 # Services: requests beyond the queue depth were never answered (rmw default

@@ -26,7 +26,7 @@ from std_msgs.msg import Header
 from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent, WorldState
 
 from ..runtime import BackendError, load_backend
-from ..semantic_events import DECODE_MODES, SemanticEventDecoder
+from ..semantic_events import DECODE_MODES, EventStream
 from .common import (
     BACKEND_PARAM,
     CHANGE_PARAMS,
@@ -88,9 +88,9 @@ class DecoderNode(Node):
             raise RuntimeError(f"cannot load the model (model_path={model_path!r}): {e}") from e
         mode, action_match_s, action_wait_s = p["decode_mode"], p["action_match_s"], p["action_wait_s"]
         stats_rate = p["stats_rate_hz"]
-        self.decoder = SemanticEventDecoder(checkpoint, mode, config, bank_value(p["text_bank"]),
+        self.stream = EventStream(checkpoint, mode, config, bank_value(p["text_bank"]),
                                             action_match_s, action_wait_s)
-        warm_up_ms = self.decoder.warm_up()  # the first event does not wait for lazy set-up
+        warm_up_ms = self.stream.warm_up()  # the first event does not wait for lazy set-up
         self.model_id = checkpoint.model_id
         self.embed_dim = checkpoint.model.cfg.embed_dim
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -134,31 +134,31 @@ class DecoderNode(Node):
         try:
             if reason is not None:
                 raise ValueError(reason)
-            config = updated_change_config(self.decoder.config, params)
+            config = updated_change_config(self.stream.config, params)
             for param in params:
                 if param.name == "decode_mode":
-                    self.decoder.set_mode(param.value)
+                    self.stream.set_mode(param.value)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
-        self.decoder.set_config(config)
+        self.stream.set_config(config)
         if text_bank is not None:
-            self.decoder.set_text_bank(text_bank)
+            self.stream.set_text_bank(text_bank)
         for param in params:  # ranges enforced by rclpy from the descriptors
             if param.name in ("action_match_s", "action_wait_s"):
-                setattr(self.decoder, param.name, float(param.value))
+                setattr(self.stream, param.name, float(param.value))
             elif param.name == "stale_after_s":
                 self.stale_after_s = float(param.value)
         return SetParametersResult(successful=True)
 
     def _on_action(self, msg: ActionEstimate) -> None:
         if msg.actions and msg.model_id == self.model_id:
-            self._publish(self.decoder.note_action(stamp_to_s(msg.before_stamp), stamp_to_s(msg.header.stamp),
+            self._publish(self.stream.note_action(stamp_to_s(msg.before_stamp), stamp_to_s(msg.header.stamp),
                                                    msg.actions[0],
                                                    float(msg.probabilities[0]) if msg.probabilities else 0.0))
 
     def _on_reading(self, msg: WorldState) -> None:
         if msg.model_id == self.model_id and msg.labels and len(msg.embedding) == self.embed_dim:
-            self._publish(self.decoder.note_reading(stamp_to_s(msg.header.stamp), msg.labels[0],
+            self._publish(self.stream.note_reading(stamp_to_s(msg.header.stamp), msg.labels[0],
                                                     float(msg.probabilities[0]) if msg.probabilities else 0.0,
                                                     np.asarray(msg.embedding)))
 
@@ -180,7 +180,7 @@ class DecoderNode(Node):
                                    throttle_duration_sec=5.0)
             return
         self._frame_id = msg.header.frame_id
-        self._publish(self.decoder.update(self._stamps.add(msg.header.stamp), embedding))
+        self._publish(self.stream.update(self._stamps.add(msg.header.stamp), embedding))
 
     def _publish(self, events) -> None:
         for event in events:
@@ -219,25 +219,25 @@ class DecoderNode(Node):
 
     def _check_action_publishers(self) -> None:
         # An event waits for its ActionEstimate / reading only if something publishes them.
-        self.decoder.expect_actions = self.count_publishers(self._action_sub.topic_name) > 0
-        self.decoder.expect_readings = self.count_publishers(self._reading_sub.topic_name) > 0
+        self.stream.expect_actions = self.count_publishers(self._action_sub.topic_name) > 0
+        self.stream.expect_readings = self.count_publishers(self._reading_sub.topic_name) > 0
 
     def _publish_stats(self) -> None:
         self._check_action_publishers()
-        if self.decoder.waiting_since is not None and time.monotonic() - self.decoder.waiting_since > 1.0:
-            self._publish(self.decoder.flush())  # the stream stopped while an event waited for its action
-        c = self.decoder.counters()
+        if self.stream.waiting_since is not None and time.monotonic() - self.stream.waiting_since > 1.0:
+            self._publish(self.stream.flush())  # the stream stopped while an event waited for its action
+        c = self.stream.counters()
         seen = self.embeddings_seen
         self.stats_pub.publish(DecodeStats(
             header=Header(stamp=self.get_clock().now().to_msg()),
             embeddings_seen=seen, decodes=c["decodes"], events=self.events, heartbeats=self.heartbeats,
             rejected=self.rejected + c["invalid"] + c["stale"],
             decode_ratio=float(c["decodes"] / seen) if seen else 0.0,
-            mean_decode_ms=float(c["mean_decode_ms"]), current_text=self.decoder.current_text))
+            mean_decode_ms=float(c["mean_decode_ms"]), current_text=self.stream.current_text))
 
 
     def _publish_diagnostics(self) -> None:
-        c = self.decoder.counters()
+        c = self.stream.counters()
         counters = {"embeddings_seen": self.embeddings_seen, "decodes": c["decodes"],
                     "texts_read": c["texts_read"], "events": self.events, "heartbeats": self.heartbeats,
                     "rejected": self.rejected + c["invalid"] + c["stale"], "camera_frames_skipped": self.frames_skipped}
@@ -254,7 +254,7 @@ class DecoderNode(Node):
         seen = self.embeddings_seen
         values = {"embedding_rate_hz": rates["embeddings_seen"], "decode_rate_hz": rates["decodes"], **counters,
                   "decode_ratio": float(c["decodes"] / seen) if seen else 0.0,
-                  "mean_decode_ms": float(c["mean_decode_ms"]), "decode_mode": self.decoder.mode,
+                  "mean_decode_ms": float(c["mean_decode_ms"]), "decode_mode": self.stream.mode,
                   "model_id": self.model_id, "warm_up_ms": self.warm_up_ms}
         self._diagnostics_pub.publish(diagnostic_array(self, f"{self.get_fully_qualified_name()}: events",
                                                        self.model_id, level, message, values))

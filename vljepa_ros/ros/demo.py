@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from vljepa_ros.change_detection import match_events
-    from vljepa_ros.sim.captions import state_caption
+    from vljepa_ros.sim.captions import scene_caption, state_caption
     from vljepa_ros.sim.parse import parse_state
 
     rclpy.init()
@@ -142,15 +142,15 @@ def main(argv=None) -> int:
         changes = [e for e in events if e.kind == SemanticEvent.KIND_CHANGE]
         true_times = [t["t_start"] for t in transitions]
         model = perception.pipeline.checkpoint.model
-        truth_bank = sorted({state_caption(dict(t["after_state"], arm=None)) for t in transitions}
-                            | {state_caption(dict(script.truths()[0].state(), arm=None))})
+        truth_bank = sorted({scene_caption(t["after_state"]) for t in transitions}
+                            | {scene_caption(script.truths()[0].state())})
         truths = script.truths()
         mapped = _nearest(model, [e.text for e in events], truth_bank) if events else []
         correct_text = parsed_text = 0
         for e, m in zip(events, mapped):
             # the true state once the change has settled: at the decision, i.e. well after the state start
             frame = min(len(truths) - 1, int(round((stamp_to_s(e.header.stamp) - t0) * args.fps)) + int(args.fps))
-            truth = state_caption(dict(truths[frame].state(), arm=None))
+            truth = scene_caption(truths[frame].state())
             correct_text += m == truth
             parsed = parse_state(e.text)  # strict: the text itself says the true state, no candidate list
             parsed_text += parsed is not None and state_caption(parsed) == truth
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
         action_right = sum(k in pairs and changes[k].action == action_text(transitions[pairs[k]]["action"])
                            for k in with_action)
         p = perception.stats()
-        d = graph.decoder.decoder.counters()
+        d = graph.decoder.stream.counters()
         embeddings = graph.decoder.embeddings_seen
         print()
         print("ground truth:")

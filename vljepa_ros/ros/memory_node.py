@@ -15,6 +15,7 @@ and pose_source is tf or auto, otherwise from the pose topic matched by stamp.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -40,11 +41,28 @@ from ..memory import (
     StoreError,
     default_memory_dir,
 )
-from .common import RELIABLE_QOS, check_range, declare, declare_change_detector, run_node
+from .common import CHANGE_PARAMS, RELIABLE_QOS, Param, declare_params, run_node
 
 NODE_NAME = "memory_node"
-POSE_SOURCES = ("auto", "tf", "topic", "none")
-POSE_TOPIC_TYPES = ("pose", "odometry")
+PARAMS: dict[str, Param] = {
+    "model_path": Param("", "Checkpoint directory; empty = the shipped default model (must be the model of "
+                        "perception_node: queries use its Y-encoder).", read_only=True),
+    "memory_dir": Param("", f"Store: a directory (embedded, default {default_memory_dir()}) or a shared LanceDB "
+                        "URI (s3://..., db://...).", read_only=True),
+    "pose_source": Param("auto", "'tf': TF pose_frame <- camera frame at the capture stamp; 'topic': the "
+                         "camera_pose topic matched by stamp; 'auto': tf when tf2_ros is installed and pose_frame "
+                         "is set, else topic; 'none'.", choices=("auto", "tf", "topic", "none"), read_only=True),
+    "pose_frame": Param("", "Fixed frame of the poses looked up in TF (e.g. map).", read_only=True),
+    "pose_topic_type": Param("pose", "'pose': geometry_msgs/PoseStamped on camera_pose; 'odometry': "
+                             "nav_msgs/Odometry.", choices=("pose", "odometry"), read_only=True),
+    "pose_tolerance_s": Param(0.1, "A topic pose more than this far from a capture stamp (outside the buffered "
+                              "poses) is not used.", (0.0, 10.0), read_only=True),
+    # the store's and queries' settings: ranges and descriptions from the core (memory.MEMORY_PARAMS)
+    **{name: Param(getattr(MemoryConfig, name), desc, rng, read_only=True)
+       for name, (rng, desc) in MEMORY_PARAMS.items()},
+    # the moments are cut by the same change detector as decoder_node's events
+    **{name: dataclasses.replace(spec, read_only=True) for name, spec in CHANGE_PARAMS.items()},
+}
 MAINTAIN_EVERY = 1000  # stored moments between index/compaction passes
 
 
@@ -59,41 +77,14 @@ def _time(ns: int) -> Time:
 class MemoryNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        model_path = declare(self, "model_path", "", "Checkpoint directory; empty = the shipped default model "
-                             "(must be the model of perception_node: queries use its Y-encoder).", read_only=True)
-        memory_dir = declare(self, "memory_dir", "", "Store: a directory (embedded, default "
-                             f"{default_memory_dir()}) or a shared LanceDB URI (s3://..., db://...).",
-                             read_only=True)
-        pose_source = declare(self, "pose_source", "auto", "'tf': TF pose_frame <- camera frame at the capture "
-                              "stamp; 'topic': the camera_pose topic matched by stamp; 'auto': tf when tf2_ros is "
-                              "installed and pose_frame is set, else topic; 'none'.", read_only=True,
-                              additional=" | ".join(POSE_SOURCES))
-        pose_frame = declare(self, "pose_frame", "", "Fixed frame of the poses looked up in TF (e.g. map).",
-                             read_only=True)
-        pose_type = declare(self, "pose_topic_type", "pose", "'pose': geometry_msgs/PoseStamped on camera_pose; "
-                            "'odometry': nav_msgs/Odometry.", read_only=True, additional=" | ".join(POSE_TOPIC_TYPES))
-        pose_tol = declare(self, "pose_tolerance_s", 0.1, "A topic pose more than this far from a capture stamp "
-                           "(outside the buffered poses) is not used.", read_only=True, float_range=(0.0, 10.0))
-        values = {name: declare(self, name, getattr(MemoryConfig, name), desc, read_only=True,
-                                **({"int_range": rng} if isinstance(getattr(MemoryConfig, name), int)
-                                   else {"float_range": rng}))
-                  for name, (rng, desc) in MEMORY_PARAMS.items()}
-        change, problems = declare_change_detector(self)
-        problems += [None if pose_source in POSE_SOURCES else f"pose_source={pose_source!r} must be one of "
-                     f"{POSE_SOURCES}", None if pose_type in POSE_TOPIC_TYPES else
-                     f"pose_topic_type={pose_type!r} must be one of {POSE_TOPIC_TYPES}",
-                     check_range("pose_tolerance_s", pose_tol, 0.0, 10.0)]
-        problems = [p for p in problems if p]
+        p = declare_params(self, PARAMS)
+        model_path, memory_dir, pose_frame = p["model_path"], p["memory_dir"], p["pose_frame"]
+        pose_source, pose_tol = p["pose_source"], p["pose_tolerance_s"]
         try:
-            config = MemoryConfig(**values)
-        except ValueError as e:
-            problems.append(str(e))
-        try:
-            change_config = ChangeDetectorConfig(**change)
-        except ValueError as e:
-            problems.append(str(e))
-        if problems:
-            raise ValueError("invalid parameters: " + "; ".join(problems))
+            config = MemoryConfig(**{name: p[name] for name in MEMORY_PARAMS})
+            change_config = ChangeDetectorConfig(**{name: p[name] for name in CHANGE_PARAMS})
+        except ValueError as e:  # a combination (e.g. hysteresis >= threshold)
+            raise ValueError(f"invalid parameters: {e}") from e
         try:
             checkpoint = load_model(model_path or None)
         except CheckpointError as e:
@@ -139,7 +130,7 @@ class MemoryNode(Node):
         self.create_subscription(SemanticEmbedding, "embedding", self._on_embedding, _deep_reliable())
         self.create_subscription(SemanticEvent, "semantic_events", self._on_event, RELIABLE_QOS)
         if self.pose_source == "topic":
-            if pose_type == "odometry":
+            if p["pose_topic_type"] == "odometry":
                 try:
                     from nav_msgs.msg import Odometry
                 except ImportError as e:

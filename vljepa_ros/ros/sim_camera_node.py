@@ -12,17 +12,8 @@ Publications (relative names, so a namespace or remap moves them)::
     /clock               rosgraph_msgs/Clock     only with time_source:=sim
     /tf_static           world -> frame_id       only when tf2_ros is importable
 
-Ground truth JSON (one per image, same stamp as the image's header)::
-
-    {"seed", "split", "episode", "frame", "n_frames", "t",
-     "stamp": {"sec", "nanosec"}, "frame_id", "caption", "state",
-     "arm_moving", "transition_id", "last_transition_id",
-     "event": null | {"id", "kind", "action", "action_struct", "frame_start", "frame_end"},
-     "camera_pose": {"frame_id": "world", "position": [x, y, z],
-                     "orientation": [x, y, z, w]}}
-
-``event`` is set only on the frame where an event starts. ``caption`` is
-:func:`vljepa_ros.sim.captions.state_caption` of the frame's state.
+Ground truth: one JSON object per image, same stamp as the image's header,
+schema in :mod:`vljepa_ros.sim.ground_truth` (the bag recorder writes the same).
 
 Threading: MuJoCo's EGL context must stay in the thread that created it, and
 an executor (multi-threaded in the in-process bringup) may run a timer callback
@@ -36,88 +27,79 @@ from __future__ import annotations
 
 import array
 import json
-import math
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import rclpy
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    SetParametersResult,
-)
+from geometry_msgs.msg import TransformStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import (
-    InvalidParameterTypeException,
-    InvalidParameterValueException,
-)
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import (
-    QoSDurabilityPolicy,
-    QoSHistoryPolicy,
-    QoSProfile,
-    QoSReliabilityPolicy,
-    qos_profile_sensor_data,
-)
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from vljepa_ros.imaging import rgb_to_image_fields
-from vljepa_ros.sim.camera import camera_pose
+from ..imaging import rgb_to_image_fields
+from ..sim.camera import SIM_EPOCH_NS, camera_pose, pinhole_intrinsics, sim_stamp_ns
+from ..sim.episodes import EpisodeConfig, EpisodeScript
+from ..sim.ground_truth import truth_record
+from .common import Param, RateMeter, declare_params, run_node, update_problem
 
 try:  # rosgraph_msgs ships with every ROS 2 install, but stay explicit
     from rosgraph_msgs.msg import Clock as ClockMsg
 except ImportError:  # pragma: no cover - depends on the install
     ClockMsg = None
 
-SPLITS = ("train", "val", "test")
-TIME_SOURCES = ("ros", "sim")
-# Simulated time = SIM_EPOCH_S + seconds since the first episode started.
-# Not zero: ROS time 0 means "no clock received yet" for use_sim_time nodes.
-SIM_EPOCH_S = 1_000_000_000
-MAX_FPS = 60.0
 NODE_NAME = "sim_camera"
+MAX_FPS = 60.0
 
 
-class ConfigurationError(ValueError):
-    """The node cannot run with these parameters / this installation (reason in the message)."""
+def _not_empty(name: str, value: str) -> str | None:
+    return None if value.strip() else f"{name} must not be empty"
 
 
-# --------------------------------------------------------------------------
-# Pure helpers (no rclpy): camera model of the MuJoCo free camera.
-# --------------------------------------------------------------------------
-def pinhole_intrinsics(fovy_deg: float, width: int, height: int) -> tuple[float, float, float, float]:
-    """(fx, fy, cx, cy) of MuJoCo's camera: ``fovy`` is the vertical field of
-    view, pixels are square. cx, cy use the ROS/OpenCV convention that pixel
-    (0, 0) is the *centre* of the first pixel, so the optical axis hits
-    ((w - 1) / 2, (h - 1) / 2)."""
-    fy = (height / 2.0) / math.tan(math.radians(fovy_deg) / 2.0)
-    return fy, fy, (width - 1) / 2.0, (height - 1) / 2.0
+def _positive(name: str, value: float) -> str | None:
+    return None if value > 0 else f"{name}={value} must be in (0, {MAX_FPS:g}] frames/s"
 
 
-# camera_pose: the simulator's camera pose, defined once in vljepa_ros.sim.camera (the
-# memory evaluation uses it without ROS).
-
-
-def _descriptor(description: str, *, read_only: bool = False, float_range=None,
-                int_range=None, constraints: str = "") -> ParameterDescriptor:
-    d = ParameterDescriptor(description=description, read_only=read_only,
-                            additional_constraints=constraints)
-    if float_range is not None:
-        d.floating_point_range = [FloatingPointRange(
-            from_value=float(float_range[0]), to_value=float(float_range[1]), step=0.0)]
-    if int_range is not None:
-        d.integer_range = [IntegerRange(
-            from_value=int(int_range[0]), to_value=int(int_range[1]), step=1)]
-    return d
+PARAMS: dict[str, Param] = {
+    "episode_seed": Param(0, "Seed of the scripted episode (EpisodeScript.generate); with loop, the next episode "
+                          "uses seed + 1.", (0, 2**31 - 1), read_only=True),
+    "split": Param("test", "Dataset split the episode is drawn from: train, val or test (held-out compositions "
+                   "and camera poses).", choices=("train", "val", "test"), read_only=True),
+    "fps": Param(15.0, "Publication rate (frames/s). The episode content is generated at the start-up value; "
+                 "changing it at run time changes the playback speed.", (0.0, MAX_FPS), check=_positive),
+    "image_size": Param(224, "Width and height of the square image (px).", (32, 1024), read_only=True),
+    "loop": Param(False, "After the episode ends: false = log once and stop publishing; true = play the next seed."),
+    "start_delay_s": Param(1.0, "Wait before the first frame so subscribers can connect (s).", (0.0, 60.0),
+                           read_only=True),
+    "wait_for_subscribers": Param(0, "The episode starts only once camera/image_raw has this many subscribers "
+                                  "(after start_delay_s): a perception node that subscribes after loading its "
+                                  "model misses no frame. 0 = do not wait.", (0, 100), read_only=True),
+    "max_frames": Param(0, "Frames per episode to publish; 0 = the whole episode.", (0, 1_000_000)),
+    "time_source": Param("ros", "Stamps: 'ros' = the node clock at publication (a live camera); 'sim' = the "
+                         f"episode time + {SIM_EPOCH_NS // 1_000_000_000} s, also published on /clock for "
+                         "use_sim_time nodes.", choices=("ros", "sim"), read_only=True),
+    "frame_id": Param("sim_camera_optical_frame", "header.frame_id of images and camera info (optical frame: x "
+                      "right, y down, z forward).", read_only=True, check=_not_empty),
+    "reliable": Param(True, "Publish images and camera info reliable keep-last-5 (true) or best-effort "
+                      "SensorDataQoS (false).", read_only=True),
+    "publish_tf": Param(True, "Publish world_frame_id -> frame_id on /tf_static (needs tf2_ros; skipped with a "
+                        "log line when it is not installed).", read_only=True),
+    "world_frame_id": Param("world", "Parent frame of the camera pose (the MuJoCo world frame).", read_only=True,
+                            check=_not_empty),
+}
+# reliable keep-last-5 (a SensorDataQoS subscriber is compatible with it), or the usual sensor-data profile
+RELIABLE_IMAGES = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=5, reliability=QoSReliabilityPolicy.RELIABLE,
+                             durability=QoSDurabilityPolicy.VOLATILE)
+TRUTH_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=50, reliability=QoSReliabilityPolicy.RELIABLE,
+                       durability=QoSDurabilityPolicy.VOLATILE)
+# Reliable is compatible with rclpy's/rclcpp's best-effort /clock subscription.
+CLOCK_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 
 
 class SimCameraNode(Node):
@@ -125,70 +107,30 @@ class SimCameraNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        # Registered before declaring, so invalid start-up values (launch
-        # file, --ros-args -p) are rejected with the same reasons.
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._declare_parameters()
-        p = {name: self.get_parameter(name).value for name in (
-            "episode_seed", "split", "fps", "image_size", "loop", "start_delay_s",
-            "wait_for_subscribers", "max_frames", "time_source", "frame_id", "reliable", "publish_tf",
-            "world_frame_id")}
-        self._seed = int(p["episode_seed"])
-        self._split = str(p["split"])
-        self._fps = float(p["fps"])
+        p = declare_params(self, PARAMS)
+        self.add_on_set_parameters_callback(lambda params: _result(update_problem(PARAMS, params)))
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._seed, self._split, self._size = p["episode_seed"], p["split"], p["image_size"]
+        self._fps = p["fps"]
         self._episode_fps = self._fps  # content rate, fixed for the node's life
-        self._size = int(p["image_size"])
-        self._loop = bool(p["loop"])
-        self._start_delay = float(p["start_delay_s"])
-        self._wait_for_subscribers = int(p["wait_for_subscribers"])
-        self._max_frames = int(p["max_frames"])
-        self._time_source = str(p["time_source"])
-        self._frame_id = str(p["frame_id"])
-        self._world_frame_id = str(p["world_frame_id"])
+        self._loop, self._max_frames = p["loop"], p["max_frames"]
+        self._start_delay, self._wait_for_subscribers = p["start_delay_s"], p["wait_for_subscribers"]
+        self._time_source, self._frame_id, self._world_frame_id = p["time_source"], p["frame_id"], p["world_frame_id"]
         if self._time_source == "sim" and ClockMsg is None:
-            raise ConfigurationError(
-                "time_source 'sim' needs rosgraph_msgs (rosgraph_msgs/Clock) to publish /clock, "
-                "and it is not importable: install ros-<distro>-rosgraph-msgs or use time_source:=ros")
+            raise ValueError("time_source 'sim' needs rosgraph_msgs (rosgraph_msgs/Clock) to publish /clock, and it "
+                             "is not importable: install ros-<distro>-rosgraph-msgs or use time_source:=ros")
 
         # The ROS-free simulation: the episode script is cheap and pure.
-        from vljepa_ros.sim.episodes import EpisodeConfig, EpisodeScript
-
-        self._EpisodeScript = EpisodeScript
         self._config = EpisodeConfig(fps=self._episode_fps)
         self._script = EpisodeScript.generate(self._seed, self._split, self._config)
-        self._episodes_played = 0
         self._time_base_s = 0.0  # sim time at the start of the current episode
 
-        # QoS: reliable keep-last-5 by default (a SensorDataQoS subscriber is
-        # compatible with it); best effort = the usual sensor-data profile.
-        if bool(p["reliable"]):
-            image_qos = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=5,
-                                   reliability=QoSReliabilityPolicy.RELIABLE,
-                                   durability=QoSDurabilityPolicy.VOLATILE)
-        else:
-            image_qos = qos_profile_sensor_data
-        truth_qos = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=50,
-                               reliability=QoSReliabilityPolicy.RELIABLE,
-                               durability=QoSDurabilityPolicy.VOLATILE)
+        image_qos = RELIABLE_IMAGES if p["reliable"] else qos_profile_sensor_data
         self._image_pub = self.create_publisher(Image, "camera/image_raw", image_qos)
         self._info_pub = self.create_publisher(CameraInfo, "camera/camera_info", image_qos)
-        self._truth_pub = self.create_publisher(String, "camera/ground_truth", truth_qos)
-        self._clock_pub = None
-        if self._time_source == "sim":
-            # Reliable is compatible with rclpy's/rclcpp's best-effort /clock subscription.
-            self._clock_pub = self.create_publisher(
-                ClockMsg, "/clock", QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
-
-        self._tf = None
-        if bool(p["publish_tf"]):
-            try:
-                from tf2_ros import StaticTransformBroadcaster
-            except ImportError:
-                self.get_logger().info(
-                    "tf2_ros is not installed: the camera pose is not published as TF "
-                    "(it is in camera/ground_truth 'camera_pose')")
-            else:
-                self._tf = StaticTransformBroadcaster(self)
+        self._truth_pub = self.create_publisher(String, "camera/ground_truth", TRUTH_QOS)
+        self._clock_pub = self.create_publisher(ClockMsg, "/clock", CLOCK_QOS) if self._time_source == "sim" else None
+        self._tf = self._tf_broadcaster() if p["publish_tf"] else None
 
         # State shared between the timer (executor thread) and the render thread.
         self._done = threading.Event()
@@ -199,18 +141,15 @@ class SimCameraNode(Node):
         self._camera_info: CameraInfo | None = None
         self._render_errors = 0
         self._published = 0
-        self._run_started: float | None = None
-        self._rate_window: list[float] = []
+        self._rate = RateMeter()
         self._render = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim_camera_render")
         self._render.submit(self._create_world)  # overlaps with start_delay_s
 
-        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._t0 = time.monotonic()
-        self._timer_group = MutuallyExclusiveCallbackGroup()
-        # A steady clock: the pacing must not depend on /clock, which this
-        # node may itself publish.
+        # A steady clock: the pacing must not depend on /clock, which this node may itself publish.
         self._timer = self.create_timer(1.0 / self._fps, self._on_timer,
-                                        callback_group=self._timer_group, clock=self._steady)
+                                        callback_group=MutuallyExclusiveCallbackGroup(),
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"episode seed={self._seed} split={self._split}: {self._script.n_frames} frames "
             f"({self._script.n_frames / self._episode_fps:.1f} s), {len(self._script.events)} events; "
@@ -218,79 +157,27 @@ class SimCameraNode(Node):
             f"first frame in {self._start_delay:g} s"
             + (f" once {self._wait_for_subscribers} subscriber(s) listen" if self._wait_for_subscribers else ""))
 
-    # ------------------------------------------------------------ parameters
-    def _declare_parameters(self) -> None:
-        self.declare_parameter("episode_seed", 0, _descriptor(
-            "Seed of the scripted episode (EpisodeScript.generate); with loop, the next "
-            "episode uses seed + 1.", read_only=True, int_range=(0, 2**31 - 1)))
-        self.declare_parameter("split", "test", _descriptor(
-            "Dataset split the episode is drawn from: train, val or test (held-out "
-            "compositions and camera poses).", read_only=True, constraints="one of: train, val, test"))
-        self.declare_parameter("fps", 15.0, _descriptor(
-            "Publication rate (frames/s). The episode content is generated at the start-up "
-            "value; changing it at run time changes the playback speed.",
-            float_range=(0.0, MAX_FPS), constraints="0 < fps <= 60"))
-        self.declare_parameter("image_size", 224, _descriptor(
-            "Width and height of the square image (px).", read_only=True, int_range=(32, 1024)))
-        self.declare_parameter("loop", False, _descriptor(
-            "After the episode ends: false = log once and stop publishing; true = play the "
-            "next seed."))
-        self.declare_parameter("start_delay_s", 1.0, _descriptor(
-            "Wait before the first frame so subscribers can connect (s).",
-            read_only=True, float_range=(0.0, 60.0)))
-        self.declare_parameter("wait_for_subscribers", 0, _descriptor(
-            "The episode starts only once camera/image_raw has this many subscribers (after "
-            "start_delay_s): a perception node that subscribes after loading its model misses "
-            "no frame. 0 = do not wait.", read_only=True, int_range=(0, 100)))
-        self.declare_parameter("max_frames", 0, _descriptor(
-            "Frames per episode to publish; 0 = the whole episode.", int_range=(0, 1_000_000)))
-        self.declare_parameter("time_source", "ros", _descriptor(
-            "Stamps: 'ros' = the node clock at publication (a live camera); 'sim' = the "
-            f"episode time + {SIM_EPOCH_S} s, also published on /clock for use_sim_time nodes.",
-            read_only=True, constraints="one of: ros, sim"))
-        self.declare_parameter("frame_id", "sim_camera_optical_frame", _descriptor(
-            "header.frame_id of images and camera info (optical frame: x right, y down, "
-            "z forward).", read_only=True, constraints="non-empty"))
-        self.declare_parameter("reliable", True, _descriptor(
-            "Publish images and camera info reliable keep-last-5 (true) or best-effort "
-            "SensorDataQoS (false).", read_only=True))
-        self.declare_parameter("publish_tf", True, _descriptor(
-            "Publish world_frame_id -> frame_id on /tf_static (needs tf2_ros; skipped with a "
-            "log line when it is not installed).", read_only=True))
-        self.declare_parameter("world_frame_id", "world", _descriptor(
-            "Parent frame of the camera pose (the MuJoCo world frame).", read_only=True,
-            constraints="non-empty"))
+    def _tf_broadcaster(self):
+        try:
+            from tf2_ros import StaticTransformBroadcaster
+        except ImportError:
+            self.get_logger().info("tf2_ros is not installed: the camera pose is not published as TF "
+                                   "(it is in camera/ground_truth 'camera_pose')")
+            return None
+        return StaticTransformBroadcaster(self)
 
-    def _on_set_parameters(self, params) -> SetParametersResult:
+    def _apply_parameters(self, params) -> None:
+        """After a set that _validate accepted (ranges and read-only are rclpy's, from the descriptors)."""
         for prm in params:
-            reason = self._check(prm.name, prm.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=f"{prm.name}: {reason}")
-        # All valid: apply the ones that matter at run time.
-        for prm in params:
-            if prm.name == "fps" and hasattr(self, "_timer"):
+            if prm.name == "fps":
                 self._fps = float(prm.value)
                 self._timer.timer_period_ns = int(1e9 / self._fps)
-                self._rate_window.clear()
+                self._rate.clear()
                 self.get_logger().info(f"fps set to {self._fps:g}")
-            elif prm.name == "loop" and hasattr(self, "_timer"):
+            elif prm.name == "loop":
                 self._loop = bool(prm.value)
-            elif prm.name == "max_frames" and hasattr(self, "_timer"):
+            elif prm.name == "max_frames":
                 self._max_frames = int(prm.value)
-        return SetParametersResult(successful=True)
-
-    @staticmethod
-    def _check(name: str, value) -> str:
-        """'' when valid, else the reason (ranges are also in the descriptors)."""
-        if name == "fps" and isinstance(value, (int, float)) and not 0.0 < value <= MAX_FPS:
-            return f"must be in (0, {MAX_FPS:g}] frames/s, got {value}"
-        if name == "split" and value not in SPLITS:
-            return f"must be one of {', '.join(SPLITS)}, got {value!r}"
-        if name == "time_source" and value not in TIME_SOURCES:
-            return f"must be one of {', '.join(TIME_SOURCES)}, got {value!r}"
-        if name in ("frame_id", "world_frame_id") and isinstance(value, str) and not value.strip():
-            return "must not be empty"
-        return ""
 
     # ----------------------------------------------------------- public API
     @property
@@ -314,14 +201,12 @@ class SimCameraNode(Node):
 
     def stamp_of(self, t: float) -> Time:
         """Sim-time stamp of episode time ``t`` in the current episode (time_source sim)."""
-        # integer nanoseconds: a double of ~1e18 ns would round to ~128 ns
-        ns = SIM_EPOCH_S * 1_000_000_000 + int(round((self._time_base_s + t) * 1e9))
-        return Time(nanoseconds=ns, clock_type=ClockType.ROS_TIME)
+        return Time(nanoseconds=sim_stamp_ns(self._time_base_s + t), clock_type=ClockType.ROS_TIME)
 
     # ------------------------------------------------------- render thread
     def _create_world(self) -> None:
         try:
-            from vljepa_ros.sim.world import TabletopWorld
+            from ..sim.world import TabletopWorld  # MuJoCo + EGL: created on the render thread
 
             self._world = TabletopWorld()
             self._camera_info = self._make_camera_info(float(self._world.model.vis.global_.fovy))
@@ -387,85 +272,37 @@ class SimCameraNode(Node):
     def _publish(self, i: int, t: float, rgb: np.ndarray, truth) -> None:
         if self._time_source == "sim":
             stamp = self.stamp_of(t).to_msg()
-            clock = ClockMsg()
-            clock.clock = stamp
-            self._clock_pub.publish(clock)  # first, so stamps are never ahead of /clock
+            self._clock_pub.publish(ClockMsg(clock=stamp))  # first, so stamps are never ahead of /clock
         else:
             stamp = self.get_clock().now().to_msg()
         if i == 0 or self._published == 0:
             self._send_tf(stamp)
-
         height, width, step, data = rgb_to_image_fields(rgb, "rgb8")
-        img = Image()
-        img.header.stamp = stamp
-        img.header.frame_id = self._frame_id
-        img.height, img.width, img.step = height, width, step
-        img.encoding = "rgb8"
-        img.is_bigendian = 0
-        img.data = array.array("B", data)
+        img = Image(height=height, width=width, step=step, encoding="rgb8", is_bigendian=0, data=array.array("B", data))
+        img.header.stamp, img.header.frame_id = stamp, self._frame_id
         info = self._camera_info
-        info.header.stamp = stamp
-        info.header.frame_id = self._frame_id
+        info.header.stamp, info.header.frame_id = stamp, self._frame_id
         self._image_pub.publish(img)
         self._info_pub.publish(info)
-        self._truth_pub.publish(String(data=json.dumps(self._truth_json(i, t, truth, stamp))))
-
+        record = truth_record(self._script, truth, stamp.sec * 1_000_000_000 + stamp.nanosec, self._frame_id,
+                              self._world_frame_id)
+        self._truth_pub.publish(String(data=json.dumps(record)))
         self._published += 1
-        now = time.monotonic()
-        if self._run_started is None:
-            self._run_started = now
-        self._rate_window.append(now)
-        if len(self._rate_window) > 4 * max(1, int(self._fps)):
-            del self._rate_window[0]
-        if len(self._rate_window) >= max(3, int(self._fps)):
-            span = self._rate_window[-1] - self._rate_window[0]
-            rate = (len(self._rate_window) - 1) / span if span > 0 else float("inf")
-            if rate < 0.9 * self._fps:
-                self.get_logger().warn(
-                    f"rendering is slower than fps: {rate:.1f} frames/s achieved, {self._fps:g} "
-                    f"requested; frames are published late, none skipped", throttle_duration_sec=10.0)
-            else:
-                self.get_logger().info(
-                    f"{self._published} frames published, {rate:.1f} frames/s", throttle_duration_sec=10.0)
+        self._log_rate(self._rate.tick(time.monotonic(), window=4 * max(1, int(self._fps))))
 
-    def _truth_json(self, i: int, t: float, truth, stamp) -> dict:
-        from vljepa_ros.sim.captions import action_text, state_caption
-
-        state = truth.state()
-        event = None
-        for e in self._script.events:
-            if e.frame_start == i:
-                event = {"id": e.id, "kind": e.kind, "action": action_text(e.action()),
-                         "action_struct": e.action(), "frame_start": e.frame_start,
-                         "frame_end": e.frame_end}
-                break
-        p = self._script.params
-        pos, quat = camera_pose(p.cam_azimuth, p.cam_elevation, p.cam_distance, p.cam_lookat)
-        return {
-            "seed": self._script.seed,
-            "split": self._script.split,
-            "episode": f"{self._script.split}_{self._script.seed:05d}",
-            "frame": int(i),
-            "n_frames": int(self._script.n_frames),
-            "t": float(t),
-            "stamp": {"sec": int(stamp.sec), "nanosec": int(stamp.nanosec)},
-            "frame_id": self._frame_id,
-            "caption": state_caption(state),
-            "state": state,
-            "arm_moving": bool(truth.arm_moving),
-            "transition_id": truth.transition_id,
-            "last_transition_id": truth.last_transition_id,
-            "event": event,
-            "camera_pose": {"frame_id": self._world_frame_id,
-                            "position": [float(v) for v in pos],
-                            "orientation": [float(v) for v in quat]},
-        }
+    def _log_rate(self, rate: float | None) -> None:
+        if rate is None or len(self._rate) < max(3, int(self._fps)):
+            return
+        if rate < 0.9 * self._fps:
+            self.get_logger().warn(f"rendering is slower than fps: {rate:.1f} frames/s achieved, {self._fps:g} "
+                                   f"requested; frames are published late, none skipped", throttle_duration_sec=10.0)
+        else:
+            self.get_logger().info(f"{self._published} frames published, {rate:.1f} frames/s",
+                                   throttle_duration_sec=10.0)
 
     def _send_tf(self, stamp) -> None:
         if self._tf is None:
             return
-        from geometry_msgs.msg import TransformStamped
-
         p = self._script.params
         pos, quat = camera_pose(p.cam_azimuth, p.cam_elevation, p.cam_distance, p.cam_lookat)
         tf = TransformStamped()
@@ -491,20 +328,18 @@ class SimCameraNode(Node):
 
     def _end_of_episode(self) -> None:
         n = self._episode_frames
-        elapsed = (self._rate_window[-1] - self._run_started) if self._run_started and self._rate_window else 0.0
-        rate = (self._published - 1) / elapsed if elapsed > 0 else float("nan")
+        rate = self._rate.overall(self._published)
         self.get_logger().info(
             f"episode seed={self._script.seed} split={self._script.split} finished: {n} frames "
             f"published ({self._published} in total, {rate:.1f} frames/s achieved, "
             f"{self._fps:g} requested)")
-        self._episodes_played += 1
         if not self._loop:
             self.get_logger().info("loop is false: no more frames")
             self._finish()
             return
         self._time_base_s += n / self._episode_fps  # /clock keeps going forward
         seed = self._script.seed + 1
-        self._script = self._EpisodeScript.generate(seed, self._split, self._config)
+        self._script = EpisodeScript.generate(seed, self._split, self._config)
         self._render.submit(self._reset_episode).result()
         self.get_logger().info(
             f"next episode: seed={seed}, {self._script.n_frames} frames, "
@@ -534,29 +369,12 @@ class SimCameraNode(Node):
         return super().destroy_node()
 
 
+def _result(reason: str | None) -> SetParametersResult:
+    return SetParametersResult(successful=reason is None, reason=reason or "")
+
+
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        try:
-            node = SimCameraNode()
-        except (InvalidParameterValueException, InvalidParameterTypeException,
-                ConfigurationError) as exc:
-            hint = (" (ROS parameters are typed: write a double as 15.0, an integer as 64)"
-                    if isinstance(exc, InvalidParameterTypeException) else "")
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid configuration: {exc}{hint}")
-            code = 2
-        else:
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    if code:
-        sys.exit(code)
+    run_node(SimCameraNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":

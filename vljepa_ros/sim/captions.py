@@ -152,6 +152,13 @@ def state_caption(state: dict) -> str:
     return "; ".join(parts)
 
 
+def scene_caption(state: dict) -> str:
+    """The caption of the state the scene is in: the canonical caption without
+    the arm phrase (while the arm pushes an object the scene is still in its
+    state before). What events, benchmarks and the demo score against."""
+    return state_caption(dict(state, arm=None))
+
+
 def state_paraphrases(state: dict, n: int = 4, seed: int = 0) -> list[str]:
     """n paraphrases (different wording/order; never the canonical one)."""
     canon = state_caption(state)
@@ -320,21 +327,21 @@ def outcome_distractors(before: dict, action: dict, after: dict, seed: int = 0) 
     [unchanged before-state or another action's result, result of a related
     action, a random legal result]; all differ from the true after-state."""
     r = random.Random(f"{seed}|{state_caption(before)}|{action_text(action)}")
-    true = state_caption(dict(after, arm=None))
+    true = scene_caption(after)
     used = {true}
     out: list[str] = []
 
     def add(st) -> bool:
         if st is None:
             return False
-        c = state_caption(dict(st, arm=None))
+        c = scene_caption(st)
         if c in used:
             return False
         used.add(c)
         out.append(c)
         return True
 
-    add(dict(before, arm=None))  # nothing happened
+    add(before)  # nothing happened
     related = []
     if action["kind"] == "push":
         related = [dict(action, direction=d) for d in DIRECTIONS]
