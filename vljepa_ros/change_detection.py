@@ -70,6 +70,16 @@ __all__ = [
 
 TriggerKind = Literal["initial", "change", "heartbeat"]
 
+# Camera time going back by more than this restarts a stream (a looped bag, a
+# restarted simulation); a smaller step back is a stale or reordered frame.
+JUMP_BACK_RESET_S = 1.0
+
+
+def jumped_back(stamp_s: float, last_s: float | None) -> bool:
+    """True when ``stamp_s`` lies more than JUMP_BACK_RESET_S before ``last_s``:
+    the stream restarted. The one rule for perception, events and memory."""
+    return last_s is not None and stamp_s < last_s - JUMP_BACK_RESET_S
+
 
 def _finite(name: str, value: float) -> float:
     value = float(value)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .change_detection import ChangeDetector, ChangeDetectorConfig
+from .change_detection import ChangeDetector, ChangeDetectorConfig, jumped_back
 from .state_reading import actions_linking
 from .world_types import QueryTemplates, Ranked, Reading, Window
 
@@ -44,7 +44,6 @@ class PerceptionConfig:
     before_margin_s: float = 0.4      # the "before" window ends this long before the change was detected
     # weight of the world model's check in the action estimate (WorldModel.action_between; chosen on val)
     action_outcome_weight: float = 0.0       # off: +0.02 test accuracy for ~1.2 s per change (docs/model_card.md)
-    jump_back_reset_s: float = 1.0    # a stamp this far behind the last one (a looped bag) restarts the stream
     # on each trigger of the change detector, read the state fact by fact
     # (WorldModel.read_state, 13 queries in one pass): the text decoder_node
     # writes and the action estimate's states (docs/model_card.md, "reading")
@@ -161,12 +160,12 @@ class PerceptionPipeline:
     def process(self, rgb: np.ndarray, stamp: float) -> FrameResult | None:
         """One camera frame -> results for the window ending at it (None if the
         stamp is not newer than the last frame). A jump back in time larger
-        than ``jump_back_reset_s`` (a bag played again) restarts the stream."""
+        than JUMP_BACK_RESET_S (a bag played again) restarts the stream."""
         with self.lock:
             t0 = time.perf_counter()
             stamps = self.world.cache.stamps
             if stamps and stamp <= stamps[-1]:
-                if stamps[-1] - stamp < self.config.jump_back_reset_s:
+                if not jumped_back(stamp, stamps[-1]):
                     return None
                 self.reset()
             self.world.push_frame(rgb, stamp)

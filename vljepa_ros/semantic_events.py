@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .change_detection import ChangeDetector, ChangeDetectorConfig, Trigger
+from .change_detection import ChangeDetector, ChangeDetectorConfig, Trigger, jumped_back
 from .world_types import Decoded
 
 DECODE_MODES = ("generative", "retrieval")
@@ -130,7 +130,6 @@ class EventStream:
         self._actions: deque[_ActionNote] = deque(maxlen=32)
         self._readings: deque[_ReadingNote] = deque(maxlen=32)
         self.current_text = ""
-        self.jump_back_reset_s = 1.0
         self._last_stamp: float | None = None
         self.decodes = 0          # Y-decoder calls
         self.texts_read = 0       # events that said perception's reading instead
@@ -247,7 +246,7 @@ class EventStream:
     def update(self, stamp_s: float, embedding: np.ndarray) -> list[StreamEvent]:
         """One embedding of the stream -> the events ready now (usually none)."""
         ready: list[StreamEvent] = []
-        if self._last_stamp is not None and stamp_s < self._last_stamp - self.jump_back_reset_s:
+        if jumped_back(stamp_s, self._last_stamp):
             ready += self.flush()
             self.reset()  # time went back (a looped bag, a restarted simulation): a new stream
         self._last_stamp = stamp_s if self._last_stamp is None else max(self._last_stamp, stamp_s)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..change_detection import ChangeDetectorConfig
+from ..change_detection import ChangeDetectorConfig, jumped_back
 from .moments import NS, Moment, MomentSegmenter, Pose
 from .store import Hit, MomentStore, StoreError
 
@@ -134,7 +134,7 @@ class SemanticMemory:
         """One embedding of the stream; returns the moments it closed (already queued for the store)."""
         stamp_ns = int(stamp_ns)
         closed = []
-        if self._last_ns is not None and stamp_ns < self._last_ns - NS:
+        if self._last_ns is not None and jumped_back(stamp_ns / NS, self._last_ns / NS):
             closed += self.segmenter.reset()  # time went back: a bag loop, a restarted simulation
         self._last_ns = stamp_ns if self._last_ns is None else max(self._last_ns, stamp_ns)
         closed += self.segmenter.update(stamp_ns, embedding, frame_id)

@@ -34,7 +34,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from vljepa_ros.msg import ActionEstimate, SemanticEmbedding, WorldState
 from vljepa_ros.srv import Ask, PredictOutcome
 
+from ..change_detection import jumped_back
 from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError
+from ..latest_frame import LatestFrameWorker
 from ..perception import ACTION_OUTCOME_WEIGHT_MAX, PerceptionConfig, PerceptionPipeline
 from ..runtime import BackendError, load_backend
 from .common import (
@@ -171,7 +173,7 @@ class PerceptionNode(Node):
             self.create_subscription(Image, "image", self._on_image, SENSOR_QOS_LATEST)
 
         # counters (read by tests and benchmarks)
-        self.received = self.processed = self.dropped = self.malformed = self.stale = self.rate_skipped = 0
+        self.received = self.processed = self.malformed = self.stale = self.rate_skipped = 0
         self._lost = LostFrames()  # frames that never arrived (stamp gaps): DDS drops them unseen
         self.arrival_stamps = False  # True once the camera's own stamps proved unusable
         self._last_rx_stamp: float | None = None
@@ -181,11 +183,7 @@ class PerceptionNode(Node):
         self._stamps = StampBook()
         self._skipped_since_publish = 0
         self._last_processed_s: float | None = None
-        self._mailbox = None
-        self._cv = threading.Condition()
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="perception_worker", daemon=True)
-        self._worker.start()
+        self._frames = LatestFrameWorker(self._process, self._on_frame_error, name="perception_worker")
         self.warm_up_ms, self.stale_after_s, self.latency_budget_ms = warm_up_ms, p["stale_after_s"], \
             p["latency_budget_ms"]
         self._health = Health()
@@ -254,14 +252,9 @@ class PerceptionNode(Node):
         self._check_stamp(msg)
         lost = self._lost.add(stamp_to_s(msg.header.stamp))
         self._health.note_input()
-        with self._cv:
-            self.received += 1
-            self._skipped_since_publish += lost
-            if self._mailbox is not None:
-                self.dropped += 1  # inference is behind: the older frame is replaced
-                self._skipped_since_publish += 1
-            self._mailbox = (msg, received_at)
-            self._cv.notify()
+        self.received += 1
+        # inference is behind when a waiting frame is replaced (counted as dropped)
+        self._skipped_since_publish += lost + self._frames.put((msg, received_at))
 
     def _check_stamp(self, msg) -> None:
         """A camera with zero or repeated stamps got one embedding and then
@@ -282,23 +275,17 @@ class PerceptionNode(Node):
         if self.arrival_stamps:
             msg.header.stamp = self.get_clock().now().to_msg()
 
-    def _work(self) -> None:
-        while True:
-            with self._cv:
-                while self._running and self._mailbox is None:
-                    self._cv.wait(timeout=0.5)
-                if not self._running:
-                    return
-                msg, received_at = self._mailbox
-                self._mailbox = None
-            try:
-                self._process(msg, received_at)
-            except Exception as e:  # a bad frame must never kill the node
-                self.get_logger().error(f"frame processing failed: {e!r}", throttle_duration_sec=5.0)
+    def _on_frame_error(self, e: Exception) -> None:
+        self.get_logger().error(f"frame processing failed: {e!r}", throttle_duration_sec=5.0)
 
-    def _process(self, msg, received_at: float) -> None:
+    @property
+    def dropped(self) -> int:
+        return self._frames.dropped
+
+    def _process(self, item) -> None:
+        msg, received_at = item
         stamp = self._stamps.add(msg.header.stamp)
-        if self._last_processed_s is not None and stamp < self._last_processed_s - 1.0:
+        if jumped_back(stamp, self._last_processed_s):
             self.get_logger().info("camera time jumped back (bag replayed?): restarting the stream")
             self._last_processed_s = None
         if self.max_rate_hz > 0 and self._last_processed_s is not None and \
@@ -449,10 +436,7 @@ class PerceptionNode(Node):
         return None
 
     def destroy_node(self):
-        with self._cv:
-            self._running = False
-            self._cv.notify_all()
-        self._worker.join(timeout=5.0)
+        self._frames.close()
         self._bank_worker.shutdown(wait=False, cancel_futures=True)
         return super().destroy_node()
 
