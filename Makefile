@@ -152,18 +152,18 @@ data: $(DATA)/meta.json $(DATA)_scenes/meta.json $(DATA)_pairs/meta.json \
       $(DATA)_views/meta.json $(DATA)_views_pairs/meta.json
 
 train: data
-	@$(VENV_RUN) python -m vljepa_ros.train --config config/train_tabletop.yaml $(TRAIN_ARGS)
+	@$(VENV_RUN) python -m vljepa_ros.apps.train --config config/train_tabletop.yaml $(TRAIN_ARGS)
 
 # The model card's three conditions: unseen episodes at training viewpoints
 # (val), unseen viewpoints + held-out compositions (test, split by frame in the
 # report), held-out compositions at training viewpoints (compositions).
 eval: $(DATA)/meta.json $(DATA)_compositions/meta.json
-	@$(VENV_RUN) python -m vljepa_ros.evaluate --data $(DATA) --split test --out reports/eval.json $(EVAL_ARGS)
-	@$(VENV_RUN) python -m vljepa_ros.evaluate --data $(DATA) --split val --out reports/eval_val.json $(EVAL_ARGS)
-	@$(VENV_RUN) python -m vljepa_ros.evaluate --data $(DATA)_compositions --split test --out reports/eval_compositions.json $(EVAL_ARGS)
+	@$(VENV_RUN) python -m vljepa_ros.apps.evaluate --data $(DATA) --split test --out reports/eval.json $(EVAL_ARGS)
+	@$(VENV_RUN) python -m vljepa_ros.apps.evaluate --data $(DATA) --split val --out reports/eval_val.json $(EVAL_ARGS)
+	@$(VENV_RUN) python -m vljepa_ros.apps.evaluate --data $(DATA)_compositions --split test --out reports/eval_compositions.json $(EVAL_ARGS)
 
 bench: $(BUILD_STAMP) $(DATA)/meta.json
-	@$(RUN) python -m vljepa_ros.bench --data $(DATA) $(BENCH_ARGS)
+	@$(RUN) python -m vljepa_ros.apps.bench --data $(DATA) $(BENCH_ARGS)
 
 bench-model: $(VENV_STAMP)
 	@$(VENV_RUN) python tools/bench_model.py --json reports/bench_model.json

@@ -14,12 +14,12 @@ HERE = pathlib.Path(__file__).parent
 
 
 CONSOLE_SCRIPTS = [
-    "vljepa-info = vljepa_ros.info:main",
+    "vljepa-info = vljepa_ros.apps.info:main",
     "vljepa-generate-data = vljepa_ros.data.generate:main",
     "vljepa-convert = vljepa_ros.data.convert:main",
-    "vljepa-train = vljepa_ros.train:main",
-    "vljepa-eval = vljepa_ros.evaluate:main",
-    "vljepa-bench = vljepa_ros.bench:main",
+    "vljepa-train = vljepa_ros.apps.train:main",
+    "vljepa-eval = vljepa_ros.apps.evaluate:main",
+    "vljepa-bench = vljepa_ros.apps.bench:main",
     "vljepa-bag = vljepa_ros.data.bag:main",
     "vljepa-memory-eval = vljepa_ros.memory.evaluate:main",
     "vljepa-export = vljepa_ros.export:main",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-from vljepa_ros.bench import (
+from vljepa_ros.apps.bench import (
     GENERATED_MARKER,
     Mapper,
     Stream,
@@ -122,9 +122,9 @@ def test_markdown_keeps_the_intro(tmp_path):
 
 def test_cli_help_without_rclpy():
     code = ("import sys, runpy; sys.argv = ['vljepa-bench', '--help']\n"
-            "import vljepa_ros.bench, vljepa_ros.ros.bench_runtime\n"
+            "import vljepa_ros.apps.bench, vljepa_ros.ros.bench_runtime\n"
             "assert 'rclpy' not in sys.modules, 'bench imports rclpy at module level'\n"
-            "from vljepa_ros.bench import main\n"
+            "from vljepa_ros.apps.bench import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -19,14 +19,15 @@ def tiny_dataset(tmp_path_factory):
 
 
 def test_train_then_evaluate(tiny_dataset, tmp_path):
+    from vljepa_ros.apps.evaluate import main as evaluate
+    from vljepa_ros.apps.train import main as train
     from vljepa_ros.checkpoint import load_checkpoint
-    from vljepa_ros.evaluate import main as evaluate
-    from vljepa_ros.train import main as train
 
     config = yaml.safe_load((REPO_ROOT / "config" / "train_tabletop.yaml").read_text())
     config.update(data=str(tiny_dataset), extra_data=[], out=str(tmp_path / "run"), export=str(tmp_path / "model"),
                   steps=6, batch_size=16, warmup_steps=2, val_every=3, save_every=3, val_items=20,
-                  decoder_steps=4, decoder_batch_size=8, decoder_predicted=32, state_bank_max_objects=0)
+                  decoder_steps=4, decoder_batch_size=8, decoder_predicted=32, decoder_states=40,
+                  state_bank_max_objects=0)
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
     assert train(["--config", str(tmp_path / "train.yaml"), "--no-progress"]) == 0
     state = json.loads((tmp_path / "run" / "state" / "state.json").read_text())
@@ -48,8 +49,8 @@ def test_train_then_evaluate(tiny_dataset, tmp_path):
 def test_decoder_texts_keep_each_meaning_with_a_few_paraphrases():
     from types import SimpleNamespace
 
+    from vljepa_ros.apps.train import TrainConfig, decoder_texts
     from vljepa_ros.sim.captions import state_caption
-    from vljepa_ros.train import TrainConfig, decoder_texts
 
     frames = {"e0": [{"caption": "a red cube", "paraphrases": [f"red cube v{i}", f"cube, red v{i}"]}
                      for i in range(50)],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(root))
-from vljepa_ros.evaluate import REPORTED, TARGETS  # noqa: E402  (the targets are defined once, there)
+from vljepa_ros.apps.evaluate import REPORTED, TARGETS  # noqa: E402  (the targets are defined once, there)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--test", default="reports/eval.json")

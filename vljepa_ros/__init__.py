@@ -1,10 +1,15 @@
 """vljepa_ros: VL-JEPA perception for ROS 2.
 
-The package is two layers:
+The package is three parts:
 
-* the ROS-free core (everything except ``vljepa_ros.ros``): the model, the
-  simulated world, training, evaluation, selective decoding. It never imports
-  rclpy, so it trains, tests and benchmarks anywhere ``pip install .`` works;
+* the ROS-free library (everything except ``apps`` and ``ros``): the model
+  (``models``), the runtime core the nodes call (``perception``,
+  ``semantic_events``, ``world_model``, ``runtime``), the simulated world
+  (``sim``), the data tools (``data``) and the memory (``memory``). It never
+  imports rclpy, so it trains, tests and benchmarks anywhere
+  ``pip install .`` works;
+* ``vljepa_ros.apps``: the entry points (train, evaluate, bench, info) over
+  the library; the library never imports them;
 * ``vljepa_ros.ros``: thin rclpy nodes that convert messages, call the core
   and publish.
 

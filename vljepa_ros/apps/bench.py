@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .change_detection import (
+from ..change_detection import (
     EVENT_TOLERANCE_S,
     ChangeDetectorConfig,
     decode_quality,
@@ -44,7 +44,7 @@ from .change_detection import (
     uniform_decode_times,
     ward_decode_times,
 )
-from .sim.captions import scene_caption, state_caption
+from ..sim.captions import scene_caption, state_caption
 
 STRIDES = (1, 2, 3, 5, 8, 12, 15, 20, 30, 45, 60, 90, 120)
 THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4)
@@ -56,7 +56,7 @@ DEFAULT_INTRO = """# Benchmarks
 
 Selective decoding (quality vs number of text decodes) and runtime of the
 ROS 2 graph, measured by `vljepa-bench` (`make bench`). How the numbers are
-defined: `shared/design/evaluation.md`; the code: `vljepa_ros/bench.py` and
+defined: `shared/design/evaluation.md`; the code: `vljepa_ros/apps/bench.py` and
 `vljepa_ros/ros/bench_runtime.py`. Every run prints the machine and the date; the
 numbers below are from the run named in each section and change with the
 model, the machine and its load. Rerun `make bench` to regenerate this page
@@ -293,10 +293,10 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
     ``read_state``, read its state fact by fact); cached per model in <data>/cache."""
     import torch
 
-    from .data.dataset import Dataset
-    from .data.features import load_features
-    from .models.x_encoder import window_at
-    from .world_model import read_states
+    from ..data.dataset import Dataset
+    from ..data.features import load_features
+    from ..models.x_encoder import window_at
+    from ..world_model import read_states
 
     dataset = Dataset(data_root, split)
     episodes = dataset.episodes()[: max_episodes or None]
@@ -363,7 +363,7 @@ TEXT_MATCHES = ("parse", "nearest")
 
 def parsed_caption(text: str) -> str | None:
     """The canonical caption of the state a text describes, None if it describes none."""
-    from .sim.parse import parse_state
+    from ..sim.parse import parse_state
 
     state = parse_state(text)
     return None if state is None else state_caption(state)
@@ -390,8 +390,8 @@ def model_mapper(ckpt, bank: list[str], mode: str = "generative", batch: int = 2
             raise ValueError(f"{ckpt.model_id} has no generative decoder; use --decode-mode retrieval")
         decode_texts = lambda e: [d.text for d in ckpt.decoder.decode(e)]  # noqa: E731
     else:
-        from .models.y_decoder import RetrievalDecoder
-        from .models.y_encoder import PhraseBank
+        from ..models.y_decoder import RetrievalDecoder
+        from ..models.y_encoder import PhraseBank
 
         retrieval = RetrievalDecoder(PhraseBank(model.y_encoder, ckpt.phrase_banks.get("state", []) or bank),
                                      model.temperature.detach())
@@ -422,7 +422,7 @@ def model_mapper(ckpt, bank: list[str], mode: str = "generative", batch: int = 2
 
 def decoder_cost(ckpt, embeddings: np.ndarray, n: int = 200, seed: int = 0) -> dict:
     """Median ms of EventStream.decode (one call = one event's decode) per mode."""
-    from .semantic_events import EventStream
+    from ..semantic_events import EventStream
 
     rng = np.random.default_rng(seed)
     idx = rng.choice(embeddings.shape[0], size=min(n, embeddings.shape[0]), replace=False)
@@ -640,9 +640,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from .assets import default_model_path
-    from .checkpoint import load_checkpoint
-    from .reporting import machine_info, machine_line
+    from ..assets import default_model_path
+    from ..checkpoint import load_checkpoint
+    from ..reporting import machine_info, machine_line
 
     torch.set_num_threads(args.threads)
     t_start = time.time()
@@ -657,7 +657,7 @@ def main(argv=None) -> int:
         "quick": args.quick,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    from .data.dataset import Dataset
+    from ..data.dataset import Dataset
 
     report["data_seed"] = Dataset(args.data, args.split).meta.get("seed")
 
@@ -705,7 +705,7 @@ def main(argv=None) -> int:
 
     # ---- 2. runtime through the nodes
     if not args.skip_runtime:
-        from .ros.bench_runtime import run_runtime_benchmark
+        from ..ros.bench_runtime import run_runtime_benchmark
 
         report["runtime"] = run_runtime_benchmark(
             data_root=args.data, split=args.split, model_path=args.model or "", quick=args.quick,

@@ -37,12 +37,12 @@ import time
 
 import torch
 
-from .data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks, yes_no_questions
-from .reporting import machine_info, machine_line
-from .sim.captions import action_distractors, outcome_distractors, state_caption
-from .sim.parse import parse_state
-from .state_reading import FactIndex, actions_linking, compose_state
-from .world_model import outcome_consistency, read_probabilities, read_states
+from ..data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks, yes_no_questions
+from ..reporting import machine_info, machine_line
+from ..sim.captions import action_distractors, outcome_distractors, state_caption
+from ..sim.parse import parse_state
+from ..state_reading import FactIndex, actions_linking, compose_state
+from ..world_model import outcome_consistency, read_probabilities, read_states
 
 
 def _encode(model, texts: list[str], batch: int = 256) -> torch.Tensor:
@@ -281,10 +281,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
-    from .assets import default_model_path
-    from .checkpoint import load_checkpoint
-    from .data.dataset import Dataset
-    from .data.features import load_features
+    from ..assets import default_model_path
+    from ..checkpoint import load_checkpoint
+    from ..data.dataset import Dataset
+    from ..data.features import load_features
 
     torch.set_num_threads(args.threads)
     model_path = args.model or default_model_path()

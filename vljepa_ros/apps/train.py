@@ -31,15 +31,15 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from .checkpoint import save_checkpoint
-from .data.dataset import Dataset
-from .data.features import load_features
-from .data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks
+from ..checkpoint import save_checkpoint
+from ..data.dataset import Dataset
+from ..data.features import load_features
+from ..data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks
+from ..models.vljepa import VLJEPA, VLJEPAConfig
+from ..models.y_decoder import GenerativeDecoder, GenerativeDecoderConfig, generative_decoder_loss
+from ..reporting import machine_info
+from ..sim.captions import _all_actions, action_text, random_state, state_bank, state_caption, state_paraphrases
 from .evaluate import evaluate
-from .models.vljepa import VLJEPA, VLJEPAConfig
-from .models.y_decoder import GenerativeDecoder, GenerativeDecoderConfig, generative_decoder_loss
-from .reporting import machine_info
-from .sim.captions import _all_actions, action_text, random_state, state_bank, state_caption, state_paraphrases
 
 
 @dataclass
