@@ -143,24 +143,39 @@ $(DATA)_views/meta.json: | $(VENV_STAMP)
 $(DATA)_views_pairs/meta.json: | $(VENV_STAMP)
 	@$(VENV_RUN) $(GEN) --out $(DATA)_views_pairs --episodes-train 1000 --episodes-val 0 --episodes-test 0 --seed 6 --config config/sim_views_pairs.yaml
 
+$(DATA)_scenes_wide/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_scenes_wide --episodes-train 8000 --episodes-val 0 --episodes-test 0 --seed 13 --config config/sim_scenes_wide.yaml
+
+# Choosing on unseen viewpoints without test: val snapshots from the two gaps
+# between the training bands and the held-out test band (never trained on).
+$(DATA)_val_views/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_val_views --episodes-train 0 --episodes-val 400 --episodes-test 0 --seed 11 --config config/sim_val_views.yaml
+
+$(DATA)_val_views_outer/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_val_views_outer --episodes-train 0 --episodes-val 400 --episodes-test 0 --seed 12 --config config/sim_val_views_outer.yaml
+
 # Evaluation only: the held-out compositions seen from the TRAINING camera band
 # (one of the model card's three conditions; never used for training).
 $(DATA)_compositions/meta.json: | $(VENV_STAMP)
 	@$(VENV_RUN) $(GEN) --out $(DATA)_compositions --episodes-train 0 --episodes-val 0 --episodes-test 6 --seed 8 --config config/sim_compositions.yaml
 
 data: $(DATA)/meta.json $(DATA)_scenes/meta.json $(DATA)_pairs/meta.json \
-      $(DATA)_views/meta.json $(DATA)_views_pairs/meta.json
+      $(DATA)_views/meta.json $(DATA)_views_pairs/meta.json $(DATA)_scenes_wide/meta.json
 
 train: data
 	@$(VENV_RUN) python -m vljepa_ros.apps.train --config config/train_tabletop.yaml $(TRAIN_ARGS)
 
 # The model card's three conditions: unseen episodes at training viewpoints
 # (val), unseen viewpoints + held-out compositions (test, split by frame in the
-# report), held-out compositions at training viewpoints (compositions).
-eval: $(DATA)/meta.json $(DATA)_compositions/meta.json
+# report), held-out compositions at training viewpoints (compositions); and the
+# readings of val snapshots from the two gaps next to the test band (unseen
+# viewpoints without test: what a model is chosen on).
+eval: $(DATA)/meta.json $(DATA)_compositions/meta.json $(DATA)_val_views/meta.json $(DATA)_val_views_outer/meta.json
 	@$(VENV_RUN) python -m vljepa_ros.apps.evaluate --data $(DATA) --split test --out reports/eval.json $(EVAL_ARGS)
 	@$(VENV_RUN) python -m vljepa_ros.apps.evaluate --data $(DATA) --split val --out reports/eval_val.json $(EVAL_ARGS)
 	@$(VENV_RUN) python -m vljepa_ros.apps.evaluate --data $(DATA)_compositions --split test --out reports/eval_compositions.json $(EVAL_ARGS)
+	@$(VENV_RUN) python tools/reading_errors.py --data $(DATA)_val_views --split val --frames 400 --states 0 --out reports/reading_val_views.json
+	@$(VENV_RUN) python tools/reading_errors.py --data $(DATA)_val_views_outer --split val --frames 400 --states 0 --out reports/reading_val_views_outer.json
 
 bench: $(BUILD_STAMP) $(DATA)/meta.json
 	@$(RUN) python -m vljepa_ros.apps.bench --data $(DATA) $(BENCH_ARGS)

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Where a state reading goes wrong: accuracy of each reading question
 (``state_reading.reading_questions``) on one split, by what the cell holds
-(empty / a seen colour-shape pair / a held-out one), and how well the
+(empty / a seen colour-shape pair / a held-out one), how often the whole
+reading (``read_caption``) is the true state, how many wrong words name
+another object of the same scene (put on the wrong cell), and how well the
 generative decoder writes back the caption of a clean state embedding.
 
     python tools/reading_errors.py [--model DIR] [--data data/tabletop] [--split val] [--frames 100]
@@ -11,6 +13,7 @@ decoder check: captions of random legal states (``random_state``) through the
 Y-encoder and back through the generative decoder, parsed (sim/parse.py).
 """
 import argparse
+import json
 import random
 import sys
 from pathlib import Path
@@ -27,7 +30,7 @@ from vljepa_ros.data.tasks import SplitTasks  # noqa: E402
 from vljepa_ros.reporting import machine_info, machine_line  # noqa: E402
 from vljepa_ros.sim.captions import random_state, state_caption  # noqa: E402
 from vljepa_ros.sim.parse import parse_state  # noqa: E402
-from vljepa_ros.state_reading import CELLS, NOTHING, reading_questions  # noqa: E402
+from vljepa_ros.state_reading import CELLS, NOTHING, read_caption, reading_questions  # noqa: E402
 from vljepa_ros.world_model import read_probabilities  # noqa: E402
 
 
@@ -39,6 +42,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--states", type=int, default=200, help="random states for the decoder check")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="also write the numbers to this JSON file")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     ckpt = load_checkpoint(a.model or default_model_path())
@@ -50,12 +54,14 @@ def main() -> int:
     items = random.Random(0).sample(items, min(len(items), a.frames))
     questions = reading_questions()
     hits: dict[str, list[bool]] = {}
+    bound_elsewhere: list[bool] = []
     for k in range(0, len(items), 16):
         chunk = items[k:k + 16]
         probs = read_probabilities(model, torch.stack([tasks.window(ep, i) for ep, i in chunk]))
         for (ep, i), p in zip(chunk, probs):
             st = tasks.record(ep, i)["state"]
             at = {(int(o["cell"][0]), int(o["cell"][1])): o for o in st["objects"]}
+            hits.setdefault("state read exactly (all 13)", []).append(read_caption(p)[0] == state_caption(st))
             for q, ((_, _answers), dist) in enumerate(zip(questions, p)):
                 said = max(dist, key=dist.get)
                 if q == len(questions) - 1:
@@ -66,11 +72,21 @@ def main() -> int:
                     truth = o[fact] if o else NOTHING
                     kind = "empty" if o is None else ("held-out" if (o["colour"], o["shape"]) in held else "seen")
                     key = f"{fact}, cell {kind}"
+                    if said not in (truth, NOTHING):  # a wrong word: is it another object's (a binding error)?
+                        others = {x[fact] for cell, x in at.items() if cell != CELLS[q // 2]}
+                        bound_elsewhere.append(said in others)
                 hits.setdefault(key, []).append(said == truth)
     print(f"reading_errors: {ckpt.model_id} on {a.data}:{a.split}, {len(items)} frames -- "
           f"{machine_line(machine_info())}")
     for key, v in sorted(hits.items()):
         print(f"  {key:<24} {sum(v) / len(v):.3f}  ({len(v)} answers)")
+    if bound_elsewhere:
+        print(f"  wrong colour/shape words that name another object of the scene (binding errors): "
+              f"{sum(bound_elsewhere)} of {len(bound_elsewhere)} ({sum(bound_elsewhere) / len(bound_elsewhere):.2f})")
+    report = {"model_id": ckpt.model_id, "data": a.data, "split": a.split, "frames": len(items),
+              "machine": machine_info(), "accuracy": {k: sum(v) / len(v) for k, v in sorted(hits.items())},
+              "answers": {k: len(v) for k, v in sorted(hits.items())},
+              "binding_errors": [sum(bound_elsewhere), len(bound_elsewhere)]}
     if ckpt.decoder is not None and a.states > 0:
         rng = random.Random(5)
         captions = [state_caption(random_state(rng)) for _ in range(a.states)]
@@ -79,6 +95,9 @@ def main() -> int:
         ok = [(p := parse_state(t)) is not None and state_caption(p) == c for t, c in zip(texts, captions)]
         print(f"  decoder: a random state's caption -> Y-encoder -> generative decoder -> parsed back: "
               f"{sum(ok) / len(ok):.3f} of {len(ok)}")
+        report["decoder_round_trip"] = sum(ok) / len(ok)
+    if a.out:
+        Path(a.out).write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 
