@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 
 from vljepa_ros.data.tasks import cell_questions
@@ -10,6 +11,7 @@ from vljepa_ros.state_reading import (
     CELLS,
     LAMP_QUESTION,
     NOTHING,
+    BankVote,
     actions_linking,
     cell_question,
     compose_state,
@@ -116,3 +118,59 @@ def test_actions_linking_two_read_states():
     assert actions_linking(before, {"objects": [cube, placed], "lamp_on": True}) == ["place a purple cylinder"]
     assert actions_linking(before, {"objects": [], "lamp_on": False}) == []  # two changes: no one action
     assert actions_linking(before, before) == []
+
+
+# ---- the vote of facts and state query over a bank (BankVote) ----------------
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def _vote_case():
+    """Two states of a bank and a composed reading that swaps their colours (a
+    binding error): the facts lean to the swap, only a little."""
+    truth = {"objects": [{"colour": "red", "shape": "cube", "cell": [0, 0]},
+                         {"colour": "blue", "shape": "ball", "cell": [2, 1]}], "lamp_on": True, "arm": None}
+    other = {"objects": [{"colour": "green", "shape": "cylinder", "cell": [1, 0]}], "lamp_on": False, "arm": None}
+    swapped = {(0, 0): ("blue", "cube"), (2, 1): ("red", "ball")}
+    probs = _answers(swapped, sure=0.5)
+    for k, cell in enumerate(CELLS):  # the true colours are close runners-up
+        if cell in swapped:
+            probs[2 * k]["red" if cell == (0, 0) else "blue"] = 0.4
+    bank = [state_caption(truth), state_caption(other), "a robot arm at rest"]  # the last one is no state
+    rng = np.random.default_rng(0)
+    bank_emb = np.stack([_unit(rng.normal(size=16)) for _ in bank])
+    return truth, probs, bank, bank_emb
+
+
+def test_vote_lets_the_state_query_fix_a_binding_error():
+    truth, probs, bank, bank_emb = _vote_case()
+    composed, _ = compose_state(probs)
+    assert state_caption(composed) != state_caption(truth)  # the facts alone misread it
+    vote = BankVote(bank)
+    assert vote.keep.tolist() == [0, 1]  # a phrase that is no state description takes no part
+    query = bank_emb[0]  # the state query points at the true caption
+    composed_emb = _unit(bank_emb[0] + 3 * bank_emb[1])  # the composed caption is far from it
+    state, confidence = vote.choose(probs, query, bank_emb, composed, composed_emb, temperature=0.05)
+    assert state_caption(state) == state_caption(truth)
+    assert 0 < confidence < compose_state(probs)[1]  # the facts' probability of the chosen (not their best) state
+
+
+def test_vote_keeps_a_composed_state_that_no_bank_holds():
+    truth, probs, bank, bank_emb = _vote_case()
+    composed, composed_conf = compose_state(probs)
+    query = _unit(bank_emb[0] + bank_emb[1])  # the state query is unsure between the bank's states ...
+    composed_emb = query  # ... and closest to the composed caption
+    state, confidence = BankVote(bank).choose(probs, query, bank_emb, composed, composed_emb, temperature=0.05)
+    assert state_caption(state) == state_caption(composed) and confidence == pytest.approx(composed_conf)
+
+
+def test_vote_over_a_bank_of_free_phrases_is_the_facts_alone():
+    _, probs, _, _ = _vote_case()
+    composed, conf = compose_state(probs)
+    bank = ["something happened", "a robot arm at rest"]
+    vote = BankVote(bank)
+    assert vote.index is None
+    state, confidence = vote.choose(probs, _unit(np.ones(16)), np.eye(2, 16), composed, _unit(np.ones(16)), 0.05)
+    assert state == composed and confidence == pytest.approx(conf)

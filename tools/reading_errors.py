@@ -2,7 +2,9 @@
 """Where a state reading goes wrong: accuracy of each reading question
 (``state_reading.reading_questions``) on one split, by what the cell holds
 (empty / a seen colour-shape pair / a held-out one), how often the whole
-reading (``read_caption``) is the true state, how many wrong words name
+reading is the true state (the facts alone, ``read_caption``, and as the
+nodes read it: voted with the state query over the model's state bank,
+``read_states`` with ``BankVote``), how many wrong words name
 another object of the same scene (put on the wrong cell), and how well the
 generative decoder writes back the caption of a clean state embedding.
 
@@ -27,11 +29,12 @@ from vljepa_ros.checkpoint import load_checkpoint  # noqa: E402
 from vljepa_ros.data.dataset import Dataset  # noqa: E402
 from vljepa_ros.data.features import load_features  # noqa: E402
 from vljepa_ros.data.tasks import SplitTasks  # noqa: E402
+from vljepa_ros.models.y_encoder import PhraseBank  # noqa: E402
 from vljepa_ros.reporting import machine_info, machine_line  # noqa: E402
 from vljepa_ros.sim.captions import random_state, state_caption  # noqa: E402
 from vljepa_ros.sim.parse import parse_state  # noqa: E402
-from vljepa_ros.state_reading import CELLS, NOTHING, read_caption, reading_questions  # noqa: E402
-from vljepa_ros.world_model import read_probabilities  # noqa: E402
+from vljepa_ros.state_reading import CELLS, NOTHING, BankVote, read_caption, reading_questions  # noqa: E402
+from vljepa_ros.world_model import read_probabilities, read_states  # noqa: E402
 
 
 def main() -> int:
@@ -53,15 +56,21 @@ def main() -> int:
     items = [(ep, i) for ep, recs in tasks.frames.items() for i, r in enumerate(recs) if not r.get("arm_moving")]
     items = random.Random(0).sample(items, min(len(items), a.frames))
     questions = reading_questions()
+    bank = ckpt.phrase_banks.get("state", [])
+    vote = (BankVote(bank), PhraseBank(model.y_encoder, bank)) if bank else None
     hits: dict[str, list[bool]] = {}
     bound_elsewhere: list[bool] = []
     for k in range(0, len(items), 16):
         chunk = items[k:k + 16]
-        probs = read_probabilities(model, torch.stack([tasks.window(ep, i) for ep, i in chunk]))
-        for (ep, i), p in zip(chunk, probs):
+        windows = torch.stack([tasks.window(ep, i) for ep, i in chunk])
+        probs = read_probabilities(model, windows)
+        voted = read_states(model, windows, vote=vote) if vote else [None] * len(chunk)
+        for (ep, i), p, v in zip(chunk, probs, voted):
             st = tasks.record(ep, i)["state"]
             at = {(int(o["cell"][0]), int(o["cell"][1])): o for o in st["objects"]}
             hits.setdefault("state read exactly (all 13)", []).append(read_caption(p)[0] == state_caption(st))
+            if v is not None:
+                hits.setdefault("state read, bank vote", []).append(state_caption(v[0]) == state_caption(st))
             for q, ((_, _answers), dist) in enumerate(zip(questions, p)):
                 said = max(dist, key=dist.get)
                 if q == len(questions) - 1:

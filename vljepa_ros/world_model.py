@@ -21,7 +21,7 @@ from .models.vljepa import VLJEPA
 from .models.x_encoder import FrameFeatureCache, pad_window, preprocess_frame
 from .models.y_encoder import PhraseBank
 from .sim.captions import state_caption
-from .state_reading import answer_probabilities, compose_state, reading_questions
+from .state_reading import BankVote, answer_probabilities, bank_vote, compose_state, reading_questions
 from .world_types import (
     CACHE_FRAMES,
     PHRASE_CACHE_TEXTS,
@@ -34,7 +34,7 @@ from .world_types import (
 )
 
 __all__ = ["QueryTemplates", "Ranked", "Reading", "Window", "WorldModel", "outcome_consistency",
-           "read_probabilities", "read_states"]  # the types live in world_types
+           "read_probabilities", "read_states", "reading_pass"]  # the types live in world_types
 
 
 @torch.no_grad()
@@ -50,26 +50,46 @@ def outcome_consistency(model: VLJEPA, before_window: torch.Tensor, after_state:
 
 
 @torch.no_grad()
-def read_probabilities(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None
-                       ) -> list[list[dict[str, float]]]:
+def reading_pass(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None,
+                 state_query: str | None = None) -> tuple[list[list[dict[str, float]]], np.ndarray | None]:
     """(B,T,C,g,g) windows -> per window the answer distributions of the 13
-    reading questions (``state_reading``), in one batched predictor pass; each
-    answer ranked among its few candidates (softmax at the model's
-    temperature). ``answers``: the candidates' banks in ``reading_questions()``
-    order (made here if not given)."""
-    questions = reading_questions()
-    answers = answers or [PhraseBank(model.y_encoder, a) for _, a in questions]
+    reading questions (``state_reading``), each answer ranked among its few
+    candidates (softmax at the model's temperature), and, when ``state_query``
+    is given, its (B,D) predictions: all in one batched predictor pass.
+    ``answers``: the candidates' banks in ``reading_questions()`` order (made
+    here if not given)."""
+    questions = [q for q, _ in reading_questions()] + ([state_query] if state_query else [])
+    answers = answers or [PhraseBank(model.y_encoder, a) for _, a in reading_questions()]
     B, Q = windows.shape[0], len(questions)
-    emb = model.predict(windows.repeat_interleave(Q, 0), [q for q, _ in questions] * B).view(B, Q, -1)  # (B,Q,D)
+    emb = model.predict(windows.repeat_interleave(Q, 0), questions * B).view(B, Q, -1).numpy()  # (B,Q,D)
     answer_emb = [bank.embeddings.numpy() for bank in answers]
     t = float(model.temperature.detach())
-    return [answer_probabilities(emb[b].numpy(), answer_emb, t) for b in range(B)]
+    probs = [answer_probabilities(emb[b, :len(answer_emb)], answer_emb, t) for b in range(B)]
+    return probs, (emb[:, -1] if state_query else None)
 
 
-def read_states(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None
+def read_probabilities(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None
+                       ) -> list[list[dict[str, float]]]:
+    """Per window the answer distributions of the 13 reading questions (``reading_pass``)."""
+    return reading_pass(model, windows, answers)[0]
+
+
+@torch.no_grad()
+def read_states(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None,
+                vote: tuple[BankVote, PhraseBank] | None = None, state_query: str = QueryTemplates.state
                 ) -> list[tuple[dict, float]]:
-    """Per window the state composed fact by fact and its confidence (``compose_state``)."""
-    return [compose_state(p) for p in read_probabilities(model, windows, answers)]
+    """Per window the state read and its confidence, as ``WorldModel.read_state``:
+    composed fact by fact (``compose_state``), and with ``vote`` = (BankVote of
+    a bank, that bank) chosen by the vote of the facts and ``state_query``."""
+    probs, query_emb = reading_pass(model, windows, answers, state_query if vote else None)
+    if vote is None:
+        return [compose_state(p) for p in probs]
+    voter, bank = vote
+    composed = [compose_state(p)[0] for p in probs]
+    own = model.encode_text([state_caption(st) for st in composed]).numpy()  # (B,D)
+    t = float(model.temperature.detach())
+    bank_emb = bank.embeddings.numpy()
+    return [voter.choose(p, q, bank_emb, st, e, t) for p, q, st, e in zip(probs, query_emb, composed, own)]
 
 
 class WorldModel:
@@ -109,6 +129,7 @@ class WorldModel:
     def set_state_bank(self, texts: list[str]) -> None:
         self._state_bank.texts = texts
         _ = self._state_bank.embeddings  # encode now, not on the next frame
+        bank_vote(tuple(self._state_bank.texts))  # parsed now, not on the next change
 
     def set_action_bank(self, texts: list[str]) -> None:
         self._action_bank.texts = texts
@@ -214,13 +235,21 @@ class WorldModel:
 
     @torch.no_grad()
     def read_state(self, window: Window | torch.Tensor | None = None) -> Reading:
-        """The state composed fact by fact: the colour and the shape on each
-        cell and the lamp, in one batched predictor pass (13 queries), then the
-        most probable consistent state (``state_reading.compose_state``). Any
-        state can come out, also pairs the state query never saw and states
+        """The state read from the window: the colour and the shape on each
+        cell and the lamp asked one fact at a time, with the state query, in one
+        batched predictor pass (14 queries); the most probable consistent state
+        (``state_reading.compose_state``) then stands against the states of the
+        state bank, facts and state query voting (``state_reading.BankVote``).
+        Any state can come out, also pairs the state query never saw and states
         that are in no bank; ``embedding`` is its caption's Y-encoder embedding."""
-        state, confidence = read_states(self.model, self._features(window), self._reading)[0]
+        probs, query_emb = reading_pass(self.model, self._features(window), self._reading, self.queries.state)
+        composed = compose_state(probs[0])[0]
+        vote = bank_vote(tuple(self._state_bank.texts))
+        state, confidence = vote.choose(probs[0], query_emb[0], self._state_bank.embeddings.numpy(), composed,
+                                        self._caption_embedding(state_caption(composed)).numpy(),
+                                        float(self.model.temperature.detach()))
         caption = state_caption(state)
-        embedding = self._read_captions.get_or_make((caption,), lambda: self.model.encode_text([caption])[0])
-        return Reading(caption=caption, state=state, confidence=confidence, embedding=embedding)
+        return Reading(caption=caption, state=state, confidence=confidence, embedding=self._caption_embedding(caption))
 
+    def _caption_embedding(self, caption: str) -> torch.Tensor:
+        return self._read_captions.get_or_make((caption,), lambda: self.model.encode_text([caption])[0])

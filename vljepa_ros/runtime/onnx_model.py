@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..sim.captions import state_caption
-from ..state_reading import answer_probabilities, compose_state, reading_questions
+from ..state_reading import answer_probabilities, bank_vote, compose_state, reading_questions
 from ..world_types import (
     CACHE_FRAMES,
     PREFERRED_BONUS,
@@ -455,6 +455,7 @@ class OnnxWorldModel:
     def set_state_bank(self, texts: list[str]) -> None:
         self._state_bank.texts = texts
         _ = self._state_bank.embeddings
+        bank_vote(tuple(self._state_bank.texts))  # parsed now, not on the next change
 
     def set_action_bank(self, texts: list[str]) -> None:
         self._action_bank.texts = texts
@@ -525,15 +526,21 @@ class OnnxWorldModel:
 
 
     def read_state(self, window=None) -> Reading:
-        """``WorldModel.read_state``: the 13 reading questions in one batched pass, then ``compose_state``."""
+        """``WorldModel.read_state``: the 13 reading questions and the state query
+        in one batched pass, ``compose_state``, then ``BankVote`` over the state bank."""
         f = self._features(window)
-        questions = [q for q, _ in reading_questions()]
-        emb = self.model.predict(np.repeat(f, len(questions), axis=0), questions)  # (13,D)
-        probabilities = answer_probabilities(emb, [b.embeddings for b in self._reading], self.model.temperature)
-        state, confidence = compose_state(probabilities)
+        questions = [q for q, _ in reading_questions()] + [self.queries.state]
+        emb = self.model.predict(np.repeat(f, len(questions), axis=0), questions)  # (14,D)
+        probabilities = answer_probabilities(emb[:-1], [b.embeddings for b in self._reading], self.model.temperature)
+        composed = compose_state(probabilities)[0]
+        vote = bank_vote(tuple(self._state_bank.texts))
+        state, confidence = vote.choose(probabilities, emb[-1], self._state_bank.embeddings, composed,
+                                        self._caption_embedding(state_caption(composed)), self.model.temperature)
         caption = state_caption(state)
-        embedding = self._read_captions.get_or_make((caption,), lambda: self.model.encode_text([caption])[0])
-        return Reading(caption=caption, state=state, confidence=confidence, embedding=embedding)
+        return Reading(caption=caption, state=state, confidence=confidence, embedding=self._caption_embedding(caption))
+
+    def _caption_embedding(self, caption: str) -> np.ndarray:
+        return self._read_captions.get_or_make((caption,), lambda: self.model.encode_text([caption])[0])
 
 
 class OnnxText:
