@@ -11,18 +11,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-from vljepa_ros.apps.bench import (
-    GENERATED_MARKER,
-    Mapper,
-    Stream,
-    decode_reduction,
-    decodes_for_quality,
-    quality_at_decodes,
-    quality_benchmark,
-    selective_run,
-    uniform_curve,
-    write_markdown,
-)
+from vljepa_ros.benchmark.curves import decode_reduction, decodes_for_quality, quality_at_decodes
+from vljepa_ros.benchmark.policies import quality_benchmark, selective_run, uniform_curve
+from vljepa_ros.benchmark.report import GENERATED_MARKER, write_markdown
+from vljepa_ros.benchmark.streams import Mapper, Stream
 from vljepa_ros.change_detection import ChangeDetectorConfig
 
 FPS = 15.0
