@@ -155,6 +155,8 @@ def test_vote_lets_the_state_query_fix_a_binding_error():
     state, confidence = vote.choose(probs, query, bank_emb, composed, composed_emb, temperature=0.05)
     assert state_caption(state) == state_caption(truth)
     assert 0 < confidence < compose_state(probs)[1]  # the facts' probability of the chosen (not their best) state
+    alone, _ = vote.choose(probs, query, bank_emb, composed, composed_emb, temperature=0.05, query_weight=0.0)
+    assert alone == composed  # weight 0: the facts alone
 
 
 def test_vote_keeps_a_composed_state_that_no_bank_holds():

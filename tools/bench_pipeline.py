@@ -7,7 +7,7 @@ Pushes random frames at the model's input size through ``PerceptionPipeline``
 (backbone + predictor + state-bank ranking + change tracking, as the node does
 per frame) and times one ``action_between`` with and without the world-model
 check (``action_outcome_weight``) and one ``read_state`` (the state read fact by
-fact, 13 queries), which run once per change event. Medians
+fact and voted with the state query over the bank, 14 queries), which run once per change event. Medians
 after 20 warm frames; p95 of the frame total. Compare checkpoints on one
 machine in one run: absolute numbers move with the CPU and its load.
 """

@@ -44,8 +44,9 @@ class PerceptionConfig:
     before_margin_s: float = 0.4      # the "before" window ends this long before the change was detected
     # weight of the world model's check in the action estimate (WorldModel.action_between; chosen on val)
     action_outcome_weight: float = 0.0       # off: +0.02 test accuracy for ~1.2 s per change (docs/model_card.md)
-    # on each trigger of the change detector, read the state fact by fact
-    # (WorldModel.read_state, 13 queries in one pass): the text decoder_node
+    # on each trigger of the change detector, read the state fact by fact and
+    # vote with the state query over the state bank (WorldModel.read_state,
+    # 14 queries in one pass): the text decoder_node
     # writes and the action estimate's states (docs/model_card.md, "reading")
     read_state: bool = True
     # ~/action: the actions that link the state read before to the state read

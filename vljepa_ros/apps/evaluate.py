@@ -242,8 +242,11 @@ def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_
     return results
 
 
-# The targets of issue 10 (enlarged test split, mean), in one place.
-TARGETS = {"state_top1_bank": 0.92, "decoder_state_acc_bank": 0.88, "action_top1_bank": 0.80,
+# The targets of issue 10 (enlarged test split, mean), in one place. The text
+# target (decoder text -> true state >= 0.88) holds for what the events say:
+# the reading (state_read) and the decoder's text (decoder_state_acc_bank).
+TARGETS = {"state_top1_bank": 0.92, "state_read": 0.88, "decoder_state_acc_bank": 0.88, "action_top1_bank": 0.80,
+           "action_top1_bank_read": 0.80,
            "action_top1": 0.92, "outcome_top1": 0.90, "retrieval_r1": 0.75}
 REPORTED = ("state_top1", "state_top1_bank", "state_top1_bank_seen", "state_top1_bank_heldout", "state_read",
             "state_read_seen", "state_read_heldout", "state_read_facts", "decoder_read_parsed", "action_top1",

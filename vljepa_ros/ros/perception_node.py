@@ -104,8 +104,9 @@ PARAMS: dict[str, Param] = {
                          check=phrase_bank_problem),
     "read_state": Param(PerceptionConfig.read_state,
                         "On each trigger of the change detector (a settled change, the stream's first state), "
-                        "read the state fact by fact (colour and shape per cell, the lamp; 13 queries in one "
-                        "pass) and publish it on ~/state_reading (decoder_node's events say it); ~/action's "
+                        "read the state fact by fact (colour and shape per cell, the lamp) and with the state "
+                        "query over state_bank (14 queries in one pass), and publish it on ~/state_reading "
+                        "(decoder_node's events say it); ~/action's "
                         "states are then readings. The tabletop world's facts: off for another world."),
     "action_from_readings": Param(PerceptionConfig.action_from_readings,
                                   "~/action ranks first the actions that link the state read before the change "
