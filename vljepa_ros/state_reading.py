@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .sim.captions import COLOURS, COLUMNS, ROWS, SHAPES, _all_actions, action_text, apply_action, state_caption
+from .sim.parse import parse_state  # the caption grammar's inverse (a bank phrase -> its state)
 
 NOTHING = "nothing"
 CELL_FACTS = {"colour": COLOURS, "shape": SHAPES}  # fact -> the words that answer it (besides NOTHING)
@@ -158,8 +159,6 @@ class BankVote:
     shares it."""
 
     def __init__(self, texts: Sequence[str]):
-        from .sim.parse import parse_state  # the caption grammar's inverse, sim vocabulary
-
         states = [parse_state(t) for t in texts]
         self.keep = np.asarray([k for k, st in enumerate(states) if st is not None], dtype=np.int64)  # bank rows
         self.states = [states[k] for k in self.keep.tolist()]
