@@ -18,6 +18,11 @@ Arguments (all strings, as on the command line):
   use_sim_time     true to follow /clock (bag replay, simulation)
   memory           true (default) | false: also start memory_node (~/query, ~/latest,
                    ~/stats; docs/memory.md)
+  autostart        "" (the params file's value; shipped: true) | true | false:
+                   perception_node and decoder_node are managed (lifecycle) nodes;
+                   true brings them to active at start-up, false leaves them
+                   unconfigured for `ros2 lifecycle set <node> configure` /
+                   `activate` or a lifecycle manager
 
 Launch arguments always win over params_file: the file is resolved for each
 node (rcl's matching rule, vljepa_ros.ros.launch_support) and each node gets
@@ -50,6 +55,7 @@ def generate_launch_description():
     use_sim_time = LaunchConfiguration("use_sim_time")
     image_transport = LaunchConfiguration("image_transport")
     memory = LaunchConfiguration("memory")
+    autostart = LaunchConfiguration("autostart")
 
     arguments = [
         DeclareLaunchArgument(
@@ -76,6 +82,10 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "memory", default_value="true", choices=["true", "false", "True", "False"],
             description="Also start memory_node (moments queried by text, kept in memory_dir across restarts)."),
+        DeclareLaunchArgument(
+            "autostart", default_value="", choices=["", "true", "false", "True", "False"],
+            description="Lifecycle: true = perception_node and decoder_node go to active at start-up; false = "
+                        "they stay unconfigured (ros2 lifecycle set ...); empty = params_file's (shipped: true)."),
     ]
 
     group = GroupAction([
@@ -84,7 +94,7 @@ def generate_launch_description():
             condition=IfCondition(PythonExpression(["'", namespace, "' != ''"])),
         ),
         OpaqueFunction(function=_nodes, args=[image_topic, params_file, model_path, image_transport,
-                                              use_sim_time, memory]),
+                                              use_sim_time, autostart, memory]),
     ])
     return LaunchDescription(arguments + [group])
 
@@ -96,10 +106,11 @@ def _on_exit(event, context):
     return [Shutdown(reason=reason)] if reason else None
 
 
-def _nodes(context, image_topic, params_file, model_path, image_transport, use_sim_time, memory):
+def _nodes(context, image_topic, params_file, model_path, image_transport, use_sim_time, autostart, memory):
     from vljepa_ros.ros.launch_support import DECODER_REMAPS, node_params_file, pipeline_overrides
 
-    text = [s.perform(context) for s in (image_topic, params_file, model_path, image_transport, use_sim_time)]
+    text = [s.perform(context) for s in (image_topic, params_file, model_path, image_transport, use_sim_time,
+                                         autostart)]
     image_topic, params_file = text[0], text[1]
     perception_args, decoder_args = pipeline_overrides(*text[2:])
     namespace = context.launch_configurations.get("ros_namespace", "")  # set by PushRosNamespace

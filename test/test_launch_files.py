@@ -19,10 +19,10 @@ LAUNCH = ROOT / "launch"
 EXPECTED = {
     "perception.launch.py": {
         "arguments": {"image_topic", "params_file", "model_path", "namespace", "use_sim_time",
-                      "image_transport", "memory"},
+                      "image_transport", "memory", "autostart"},
         "executables": {"perception_node", "decoder_node", "memory_node"},
         "defaults": {"image_topic": "/camera/image_raw", "model_path": "", "namespace": "",
-                     "use_sim_time": "false", "image_transport": "", "memory": "true"},
+                     "use_sim_time": "false", "image_transport": "", "memory": "true", "autostart": ""},
     },
     "sim_demo.launch.py": {
         "arguments": {"episode_seed", "fps", "image_size"},

@@ -114,6 +114,8 @@ def test_launch_arguments_win_over_every_params_file_layout(ros, tmp_path, names
     # not given: the file's value stays
     perception, _ = pipeline_overrides("", "", "true")
     assert perception == {"use_sim_time": True}
+    perception, decoder = pipeline_overrides("", "", "false", "false")  # autostart:=false reaches both nodes
+    assert perception["autostart"] is False and decoder["autostart"] is False
 
 
 def test_command_line_parameters_win_over_the_shipped_params_file(ros):
@@ -153,6 +155,8 @@ def test_bad_launch_arguments_and_params_files_are_named():
         pipeline_overrides("", "theora", "false")
     with pytest.raises(LaunchArgumentError, match="use_sim_time"):
         pipeline_overrides("", "", "yes please")
+    with pytest.raises(LaunchArgumentError, match="autostart:='later' must be true or false"):
+        pipeline_overrides("", "", "false", "later")
     with pytest.raises(LaunchArgumentError, match="/no/such.yaml"):
         read_params_file("/no/such.yaml")
 

@@ -21,6 +21,7 @@ class LatestFrameWorker:
         self._item: Any = None
         self._has_item = False
         self._running = True
+        self._busy = False  # a frame is being processed
         self._cv = threading.Condition()
         self.dropped = 0  # frames replaced before the worker took them
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -34,6 +35,13 @@ class LatestFrameWorker:
             self._item, self._has_item = item, True
             self._cv.notify()
         return replaced
+
+    def discard(self, timeout: float = 5.0) -> bool:
+        """Forget a waiting frame (not counted: nobody replaced it) and wait for
+        the one being processed; True once idle (a node being deactivated)."""
+        with self._cv:
+            self._item, self._has_item = None, False
+            return self._cv.wait_for(lambda: not self._busy, timeout=timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop after the frame being processed (a waiting one is discarded)."""
@@ -50,7 +58,12 @@ class LatestFrameWorker:
                 if not self._running:
                     return
                 item, self._item, self._has_item = self._item, None, False
+                self._busy = True
             try:
                 self._process(item)
             except Exception as e:  # noqa: BLE001 - a bad frame must never stop the worker
                 self._on_error(e)
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -267,6 +268,33 @@ BACKEND_PARAM = Param(DEFAULT_BACKEND, "Inference engine: 'torch' (the model as 
                       "'openvino' (the checkpoint's ONNX export, from vljepa-export; exported into the cache on "
                       "first use, which is logged). The ONNX backends run without torch.", choices=BACKENDS,
                       read_only=True)
+
+# Managed (lifecycle) nodes: perception_node and decoder_node load their model
+# in configure and take input only while active.
+AUTOSTART_PARAM = Param(True, "Configure and activate at start-up (model loaded and warmed up, inputs subscribed); "
+                        "false: stay unconfigured for a lifecycle manager (`ros2 lifecycle set <node> configure`, "
+                        "then `activate`).", read_only=True)
+
+
+def autostart(node, enabled: bool) -> None:
+    """Bring a managed node to active now, or leave it unconfigured. A
+    configure that fails raises RuntimeError with the node's reason
+    (``node.configure_error``): at start-up that is a FATAL line and exit 2."""
+    if not enabled:
+        node.get_logger().info(f"autostart is false: unconfigured; `ros2 lifecycle set "
+                               f"{node.get_fully_qualified_name()} configure`, then `activate`")
+        return
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        raise RuntimeError(node.configure_error or "configure failed")
+    if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+        raise RuntimeError("activate failed")
+
+
+def lifecycle_state(node) -> str:
+    """The node's lifecycle state label ('unconfigured', 'inactive', 'active', ...):
+    what the node's own ~/get_state service answers (rclpy has no public getter)."""
+    return node._state_machine.current_state[1]
+
 
 DIAGNOSTIC_PARAMS: dict[str, Param] = {
     "stale_after_s": Param(5.0, "/diagnostics: WARN when no input arrived for this long (wall time).",

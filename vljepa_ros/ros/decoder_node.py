@@ -11,6 +11,7 @@ Never sees pixels. A thin adapter around vljepa_ros.semantic_events:
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -20,7 +21,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from std_msgs.msg import Header
 
 from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent, WorldState
@@ -28,6 +29,7 @@ from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, Seman
 from ..runtime import BackendError, load_backend
 from ..semantic_events import DECODE_MODES, EventStream
 from .common import (
+    AUTOSTART_PARAM,
     BACKEND_PARAM,
     CHANGE_PARAMS,
     DIAGNOSTIC_PARAMS,
@@ -36,11 +38,13 @@ from .common import (
     Health,
     Param,
     StampBook,
+    autostart,
     bank_value,
     change_config,
     declare_params,
     diagnostic_array,
     level_and_message,
+    lifecycle_state,
     phrase_bank_problem,
     run_node,
     stamp_to_s,
@@ -57,6 +61,7 @@ PARAMS: dict[str, Param] = {
     "model_path": Param("", "Checkpoint directory ('~' expanded); empty = the shipped default model.",
                         read_only=True),
     "backend": BACKEND_PARAM,
+    "autostart": AUTOSTART_PARAM,
     "decode_mode": Param("generative", "'generative': the small text decoder; 'retrieval': nearest phrase of "
                          "text_bank.", choices=DECODE_MODES),
     "text_bank": Param([""], "Phrases for retrieval decoding; [] or [''] = the model's state bank.",
@@ -75,24 +80,20 @@ PARAMS: dict[str, Param] = {
 }
 
 
-class DecoderNode(Node):
+class DecoderNode(LifecycleNode):
+    """A managed node: ``configure`` loads the model and warms up the decoder,
+    ``activate`` subscribes (a fresh stream), ``deactivate`` releases a waiting
+    event and unsubscribes, ``cleanup`` frees the model. ``autostart``
+    (default) goes to active at construction."""
+
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = declare_params(self, PARAMS)
-        config = change_config(p)
+        p = declare_params(self, PARAMS)  # bad values raise here, before any model is loaded
         self.pose_frame = p["camera_pose_frame"]
-        model_path = os.path.expanduser(p["model_path"])
-        try:
-            checkpoint = load_backend(p["backend"], model_path or None, log=self.get_logger().info)
-        except BackendError as e:
-            raise RuntimeError(f"cannot load the model (model_path={model_path!r}): {e}") from e
-        mode, action_match_s, action_wait_s = p["decode_mode"], p["action_match_s"], p["action_wait_s"]
-        stats_rate = p["stats_rate_hz"]
-        self.stream = EventStream(checkpoint, mode, config, bank_value(p["text_bank"]),
-                                            action_match_s, action_wait_s)
-        warm_up_ms = self.stream.warm_up()  # the first event does not wait for lazy set-up
-        self.model_id = checkpoint.model_id
-        self.embed_dim = checkpoint.model.cfg.embed_dim
+        self.stream: EventStream | None = None
+        self.configure_error: str | None = None
+        self.model_id, self.embed_dim, self.warm_up_ms = "", 0, 0.0
+        self.stale_after_s = p["stale_after_s"]
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.tf_buffer = None
@@ -107,47 +108,106 @@ class DecoderNode(Node):
 
         self.event_pub = self.create_publisher(SemanticEvent, "semantic_events", RELIABLE_QOS)
         self.stats_pub = self.create_publisher(DecodeStats, "~/stats", RELIABLE_QOS)
-        # Embeddings are small and every one matters to the change detector: reliable, deep queue.
-        self.create_subscription(SemanticEmbedding, "embedding", self._on_embedding, _deep_reliable())
-        self._action_sub = self.create_subscription(ActionEstimate, "action", self._on_action, RELIABLE_QOS)
-        self._reading_sub = self.create_subscription(WorldState, "state_reading", self._on_reading, RELIABLE_QOS)
-        self._check_action_publishers()
+        self._subs: list = []  # live only while active
         # Wall-clock timer: under use_sim_time a stopped simulation or bag stops
         # /clock, and an event still waiting for its action must be released.
-        self.create_timer(1.0 / stats_rate, self._publish_stats, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.create_timer(1.0 / p["stats_rate_hz"], self._publish_stats,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.embeddings_seen = self.events = self.heartbeats = self.rejected = self.frames_skipped = 0
-        self.warm_up_ms, self.stale_after_s = warm_up_ms, p["stale_after_s"]
         self._health = Health()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
         self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._stamps = StampBook()
         self._frame_id = ""
-        self.get_logger().info(f"model {self.model_id}; decode mode '{mode}'; threshold {config.threshold}; "
-                               f"warm-up {warm_up_ms:.0f} ms")
+        autostart(self, p["autostart"])
 
+    # ---- lifecycle ---------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        p = {name: self.get_parameter(name).value for name in PARAMS}
+        model_path = os.path.expanduser(p["model_path"])
+        try:
+            checkpoint = load_backend(p["backend"], model_path or None, log=self.get_logger().info)
+            stream = EventStream(checkpoint, p["decode_mode"], change_config(p), bank_value(p["text_bank"]),
+                                 p["action_match_s"], p["action_wait_s"])
+        except (BackendError, ValueError) as e:
+            self.configure_error = f"cannot load the model (model_path={model_path!r}): {e}"
+            self.get_logger().error(self.configure_error)
+            return TransitionCallbackReturn.FAILURE
+        self.warm_up_ms = stream.warm_up()  # the first event does not wait for lazy set-up
+        self.model_id, self.embed_dim = checkpoint.model_id, checkpoint.model.cfg.embed_dim
+        self.stream, self.configure_error = stream, None
+        self.get_logger().info(f"model {self.model_id}; decode mode '{stream.mode}'; threshold "
+                               f"{stream.config.threshold}; warm-up {self.warm_up_ms:.0f} ms")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.stream.reset()  # a fresh stream: the first event is an INITIAL one
+        self._health = Health()  # silence and rates count from now
+        # Embeddings are small and every one matters to the change detector: reliable, deep queue.
+        self._subs = [
+            self.create_subscription(SemanticEmbedding, "embedding", self._on_embedding, _deep_reliable()),
+            self.create_subscription(ActionEstimate, "action", self._on_action, RELIABLE_QOS),
+            self.create_subscription(WorldState, "state_reading", self._on_reading, RELIABLE_QOS)]
+        self._check_action_publishers()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        if self._subs and self.stream is not None:
+            self._publish(self.stream.flush())  # an event waiting for its notes is not lost
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+
+    def _release(self) -> None:
+        self._unsubscribe()
+        self.stream = None
+        gc.collect()
+
+    def destroy_node(self):
+        self._release()
+        return super().destroy_node()
+
+    # ---- parameters and inputs ---------------------------------------------------
     def _on_set_parameters(self, params) -> SetParametersResult:
         reason = update_problem(PARAMS, params)
         text_bank = None
         for param in params:
             if param.name == "text_bank":
                 text_bank = bank_value(param.value) or []
+        current = self.stream.config if self.stream is not None else \
+            change_config({n: self.get_parameter(n).value for n in CHANGE_PARAMS})
         try:
             if reason is not None:
                 raise ValueError(reason)
-            config = updated_change_config(self.stream.config, params)
+            config = updated_change_config(current, params)
             for param in params:
-                if param.name == "decode_mode":
+                if param.name == "decode_mode" and self.stream is not None:
                     self.stream.set_mode(param.value)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
+        for param in params:
+            if param.name == "stale_after_s":
+                self.stale_after_s = float(param.value)
+        if self.stream is None:
+            return SetParametersResult(successful=True)  # the model's parameters are read in configure
         self.stream.set_config(config)
         if text_bank is not None:
             self.stream.set_text_bank(text_bank)
         for param in params:  # ranges enforced by rclpy from the descriptors
             if param.name in ("action_match_s", "action_wait_s"):
                 setattr(self.stream, param.name, float(param.value))
-            elif param.name == "stale_after_s":
-                self.stale_after_s = float(param.value)
         return SetParametersResult(successful=True)
 
     def _on_action(self, msg: ActionEstimate) -> None:
@@ -219,10 +279,13 @@ class DecoderNode(Node):
 
     def _check_action_publishers(self) -> None:
         # An event waits for its ActionEstimate / reading only if something publishes them.
-        self.stream.expect_actions = self.count_publishers(self._action_sub.topic_name) > 0
-        self.stream.expect_readings = self.count_publishers(self._reading_sub.topic_name) > 0
+        _, action_sub, reading_sub = self._subs
+        self.stream.expect_actions = self.count_publishers(action_sub.topic_name) > 0
+        self.stream.expect_readings = self.count_publishers(reading_sub.topic_name) > 0
 
     def _publish_stats(self) -> None:
+        if not self._subs:
+            return  # not active
         self._check_action_publishers()
         if self.stream.waiting_since is not None and time.monotonic() - self.stream.waiting_since > 1.0:
             self._publish(self.stream.flush())  # the stream stopped while an event waited for its action
@@ -237,6 +300,12 @@ class DecoderNode(Node):
 
 
     def _publish_diagnostics(self) -> None:
+        state = lifecycle_state(self)
+        if state != "active":  # a managed node that is not active is not expected to take input
+            self._diagnostics_pub.publish(diagnostic_array(
+                self, f"{self.get_fully_qualified_name()}: events", self.model_id, 0,
+                f"{state}: not taking embeddings", {"lifecycle_state": state, "model_id": self.model_id}))
+            return
         c = self.stream.counters()
         counters = {"embeddings_seen": self.embeddings_seen, "decodes": c["decodes"],
                     "texts_read": c["texts_read"], "events": self.events, "heartbeats": self.heartbeats,
@@ -252,7 +321,8 @@ class DecoderNode(Node):
                                                         "(another model? see the node's log)"))
         level, message = level_and_message(problems)
         seen = self.embeddings_seen
-        values = {"embedding_rate_hz": rates["embeddings_seen"], "decode_rate_hz": rates["decodes"], **counters,
+        values = {"lifecycle_state": state, "embedding_rate_hz": rates["embeddings_seen"],
+                  "decode_rate_hz": rates["decodes"], **counters,
                   "decode_ratio": float(c["decodes"] / seen) if seen else 0.0,
                   "mean_decode_ms": float(c["mean_decode_ms"]), "decode_mode": self.stream.mode,
                   "model_id": self.model_id, "warm_up_ms": self.warm_up_ms}

@@ -130,10 +130,13 @@ def node_params_file(params_file, namespace: str, name: str, overrides: dict) ->
     return f.name
 
 
-def pipeline_overrides(model_path: str, image_transport: str, use_sim_time: str) -> tuple[dict, dict]:
+def pipeline_overrides(model_path: str, image_transport: str, use_sim_time: str,
+                       autostart: str = "") -> tuple[dict, dict]:
     """Launch arguments of perception.launch.py -> (perception_node, decoder_node)
     overrides. Empty text = not given: the parameter file's value stays."""
     common = {"use_sim_time": typed_argument("use_sim_time", use_sim_time, bool)}
+    if str(autostart).strip():
+        common["autostart"] = typed_argument("autostart", autostart, bool)
     if str(model_path).strip():
         common["model_path"] = typed_argument("model_path", model_path, str)
     perception = dict(common)

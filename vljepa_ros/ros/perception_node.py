@@ -11,6 +11,9 @@ vljepa_ros.perception.PerceptionPipeline:
               trigger of the change detector, what decoder_node's events say)
   serves      ~/predict_outcome (PredictOutcome), ~/ask (Ask)
 
+A managed (lifecycle) node: configure loads the model, activate subscribes;
+with autostart (default) it is active once constructed.
+
 Frames are handed to one worker thread through a one-slot mailbox: when
 inference is slower than the camera the older frame is replaced (dropped and
 counted), so latency stays bounded instead of a queue growing.
@@ -18,6 +21,7 @@ counted), so latency stays bounded instead of a queue growing.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -28,7 +32,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 
 from vljepa_ros.msg import ActionEstimate, SemanticEmbedding, WorldState
@@ -40,6 +44,7 @@ from ..latest_frame import LatestFrameWorker
 from ..perception import ACTION_OUTCOME_WEIGHT_MAX, PerceptionConfig, PerceptionPipeline
 from ..runtime import BackendError, load_backend
 from .common import (
+    AUTOSTART_PARAM,
     BACKEND_PARAM,
     CHANGE_PARAMS,
     DIAGNOSTIC_PARAMS,
@@ -50,11 +55,13 @@ from .common import (
     LostFrames,
     Param,
     StampBook,
+    autostart,
     bank_value,
     change_config,
     declare_params,
     diagnostic_array,
     level_and_message,
+    lifecycle_state,
     make_image_converter,
     phrase_bank_problem,
     run_node,
@@ -79,6 +86,7 @@ PARAMS: dict[str, Param] = {
     "use_cv_bridge": Param(True, "Convert images with cv_bridge when it is installed (else the built-in "
                            "conversion of rgb8, bgr8, rgba8, bgra8, mono8, mono16).", read_only=True),
     "backend": BACKEND_PARAM,
+    "autostart": AUTOSTART_PARAM,
     "threads": Param(1, "Intra-op threads for inference, torch or the ONNX engine (1: keeps up best when other "
                      "processes share the CPU).", (1, 64), read_only=True),
     "window_frames": Param(0, "Frames per window; 0 = the model's window size.", (0, 64), read_only=True),
@@ -125,30 +133,22 @@ PARAMS: dict[str, Param] = {
 }
 
 
-class PerceptionNode(Node):
+class PerceptionNode(LifecycleNode):
+    """A managed node: ``configure`` loads and warms up the model, ``activate``
+    subscribes to the camera (a fresh stream), ``deactivate`` unsubscribes and
+    keeps the model, ``cleanup`` frees it. ``autostart`` (default) goes to
+    active at construction; services answer only while active."""
+
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = declare_params(self, PARAMS)
-        change = change_config(p)
-        model_path = os.path.expanduser(p["model_path"])
-        try:
-            checkpoint = load_backend(p["backend"], model_path or None, p["threads"], log=self.get_logger().info)
-        except BackendError as e:
-            raise RuntimeError(f"cannot load the model (model_path={model_path!r}): {e}") from e
-        self.pipeline = PerceptionPipeline(
-            checkpoint,
-            PerceptionConfig(window_frames=p["window_frames"], world_state_top_k=p["world_state_top_k"],
-                             action_top_k=p["action_top_k"], change=change,
-                             threads=p["threads"], action_outcome_weight=p["action_outcome_weight"],
-                             read_state=p["read_state"], action_from_readings=p["action_from_readings"]),
-            state_bank=bank_value(p["state_bank"]), action_bank=bank_value(p["action_bank"]))
-        if p["state_query"]:
-            self.pipeline.set_state_query(p["state_query"])
-        warm_up_ms = self.pipeline.warm_up()  # before subscribing: the first frames are not lost
+        p = declare_params(self, PARAMS)  # bad values raise here, before any model is loaded
+        self.pipeline: PerceptionPipeline | None = None
+        self.configure_error: str | None = None
+        self.warm_up_ms = 0.0
         self.max_rate_hz = p["max_rate_hz"]
         self.max_image_pixels = p["max_image_pixels"]
         self.ask_max_candidates, self.max_text_chars = p["ask_max_candidates"], p["max_text_chars"]
-        _bound_text_cache(self.pipeline, p["text_cache_mb"])
+        self.stale_after_s, self.latency_budget_ms = p["stale_after_s"], p["latency_budget_ms"]
         # bank changes are encoded here, one after the other; _text_lock keeps them
         # and the services from using the Y-encoder's text cache at the same time
         self._bank_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perception_banks")
@@ -166,12 +166,11 @@ class PerceptionNode(Node):
 
         convert_raw, convert_compressed, self.using_cv_bridge = make_image_converter(
             p["use_cv_bridge"], lambda: self.max_image_pixels)
-        if p["image_transport"] == "compressed":
-            self._convert = convert_compressed
-            self.create_subscription(CompressedImage, "image/compressed", self._on_image, SENSOR_QOS_LATEST)
-        else:
-            self._convert = convert_raw
-            self.create_subscription(Image, "image", self._on_image, SENSOR_QOS_LATEST)
+        compressed = p["image_transport"] == "compressed"
+        self._image_topic, self._image_type = ("image/compressed", CompressedImage) if compressed else \
+            ("image", Image)
+        self._convert = convert_compressed if compressed else convert_raw
+        self._image_sub = None  # live only while active
 
         # counters (read by tests and benchmarks)
         self.received = self.processed = self.malformed = self.stale = self.rate_skipped = 0
@@ -184,30 +183,103 @@ class PerceptionNode(Node):
         self._stamps = StampBook()
         self._skipped_since_publish = 0
         self._last_processed_s: float | None = None
-        self._frames = LatestFrameWorker(self._process, self._on_frame_error, name="perception_worker")
-        self.warm_up_ms, self.stale_after_s, self.latency_budget_ms = warm_up_ms, p["stale_after_s"], \
-            p["latency_budget_ms"]
+        self._frames: LatestFrameWorker | None = None
+        self._dropped_before = 0  # frames dropped by workers of earlier configurations
         self._health = Health()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
         self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        autostart(self, p["autostart"])
+
+    # ---- lifecycle ---------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        p = {name: self.get_parameter(name).value for name in PARAMS}
+        model_path = os.path.expanduser(p["model_path"])
+        try:
+            checkpoint = load_backend(p["backend"], model_path or None, p["threads"], log=self.get_logger().info)
+            pipeline = PerceptionPipeline(
+                checkpoint,
+                PerceptionConfig(window_frames=p["window_frames"], world_state_top_k=p["world_state_top_k"],
+                                 action_top_k=p["action_top_k"], change=change_config(p),
+                                 threads=p["threads"], action_outcome_weight=p["action_outcome_weight"],
+                                 read_state=p["read_state"], action_from_readings=p["action_from_readings"]),
+                state_bank=bank_value(p["state_bank"]), action_bank=bank_value(p["action_bank"]))
+        except (BackendError, ValueError) as e:
+            self.configure_error = f"cannot load the model (model_path={model_path!r}): {e}"
+            self.get_logger().error(self.configure_error)
+            return TransitionCallbackReturn.FAILURE
+        if p["state_query"]:
+            pipeline.set_state_query(p["state_query"])
+        self.warm_up_ms = pipeline.warm_up()  # before subscribing: the first frames are not lost
+        _bound_text_cache(pipeline, p["text_cache_mb"])
+        self.pipeline, self.configure_error = pipeline, None
+        self._frames = LatestFrameWorker(self._process, self._on_frame_error, name="perception_worker")
         self.get_logger().info(
-            f"model {self.pipeline.model_id}; subscribing to "
-            f"'{'image/compressed' if p['image_transport'] == 'compressed' else 'image'}' "
-            f"({'cv_bridge' if self.using_cv_bridge else 'built-in conversion'}); "
-            f"{len(self.pipeline.world.state_bank)} state phrases, {len(self.pipeline.world.action_bank)} actions; "
-            f"warm-up {warm_up_ms:.0f} ms")
+            f"model {pipeline.model_id}; {len(pipeline.world.state_bank)} state phrases, "
+            f"{len(pipeline.world.action_bank)} actions; warm-up {self.warm_up_ms:.0f} ms")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.pipeline.reset()  # a fresh stream: no window spans the time the node was inactive
+        self._last_processed_s, self._lost = None, LostFrames()
+        self._health = Health()  # silence and rates count from now
+        self._image_sub = self.create_subscription(self._image_type, self._image_topic, self._on_image,
+                                                   SENSOR_QOS_LATEST)
+        self.get_logger().info(f"active: subscribed to '{self._image_sub.topic_name}' "
+                               f"({'cv_bridge' if self.using_cv_bridge else 'built-in conversion'})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+        if self._frames is not None:
+            self._frames.discard()  # the frame being processed is published; a waiting one is not
+
+    def _release(self) -> None:
+        """Unsubscribe and free the model (cleanup, shutdown, destroy)."""
+        self._unsubscribe()
+        if self._frames is not None:
+            self._frames.close()
+            self._dropped_before += self._frames.dropped
+            self._frames = None
+        with self._text_lock:
+            self.pipeline = None
+        gc.collect()
 
     # ---- parameters --------------------------------------------------------------
     def _validate_parameters(self, params) -> SetParametersResult:
         reason = update_problem(PARAMS, params)
+        current = self.pipeline.config.change if self.pipeline is not None else \
+            change_config({n: self.get_parameter(n).value for n in CHANGE_DETECTOR})
         if reason is None:
             try:
-                change = updated_change_config(self.pipeline.config.change, params, CHANGE_DETECTOR)
+                change = updated_change_config(current, params, CHANGE_DETECTOR)
             except ValueError as e:
                 reason = str(e)
         if reason is not None:
             return SetParametersResult(successful=False, reason=reason)
         # Valid: apply (ranges and read-only are enforced by rclpy from the descriptors).
+        for param in params:
+            if param.name == "max_rate_hz":
+                self.max_rate_hz = float(param.value)
+            elif param.name in ("max_image_pixels", "ask_max_candidates", "max_text_chars"):
+                setattr(self, param.name, int(param.value))
+            elif param.name in DIAGNOSTIC_PARAMS:
+                setattr(self, param.name, float(param.value))
+        if self.pipeline is None:
+            return SetParametersResult(successful=True)  # the model's parameters are read in configure
         for param in params:
             if param.name in ("state_bank", "action_bank"):
                 # encoding a large bank takes seconds (10,000 phrases: 24 s): off the executor thread
@@ -215,12 +287,6 @@ class PerceptionNode(Node):
                 self._bank_worker.submit(self._apply_bank, param.name, bank_value(param.value) or [])
             elif param.name == "state_query":
                 self.pipeline.set_state_query(param.value or self.pipeline.checkpoint.queries.get("state", ""))
-            elif param.name == "max_rate_hz":
-                self.max_rate_hz = float(param.value)
-            elif param.name in ("max_image_pixels", "ask_max_candidates", "max_text_chars"):
-                setattr(self, param.name, int(param.value))
-            elif param.name in DIAGNOSTIC_PARAMS:
-                setattr(self, param.name, float(param.value))
             elif param.name == "world_state_top_k":
                 self.pipeline.config.world_state_top_k = int(param.value)
             elif param.name == "action_top_k":
@@ -237,9 +303,12 @@ class PerceptionNode(Node):
         t0 = time.perf_counter()
         try:
             with self._text_lock:
-                _encode_texts_unlocked(self.pipeline, texts)  # the slow part, while frames go on
-                self.pipeline.set_banks(**{name: texts})  # under the pipeline's lock: cached now
-            bank = self.pipeline.world.state_bank if name == "state_bank" else self.pipeline.world.action_bank
+                pipeline = self.pipeline
+                if pipeline is None:  # cleaned up meanwhile: configure reads the parameter
+                    return
+                _encode_texts_unlocked(pipeline, texts)  # the slow part, while frames go on
+                pipeline.set_banks(**{name: texts})  # under the pipeline's lock: cached now
+            bank = pipeline.world.state_bank if name == "state_bank" else pipeline.world.action_bank
             self.get_logger().info(f"{name}: {len(bank)} phrases in use "
                                    f"(encoded in {(time.perf_counter() - t0) * 1e3:.0f} ms)")
         except Exception as e:  # the old bank stays in use
@@ -255,7 +324,9 @@ class PerceptionNode(Node):
         self._health.note_input()
         self.received += 1
         # inference is behind when a waiting frame is replaced (counted as dropped)
-        self._skipped_since_publish += lost + self._frames.put((msg, received_at))
+        frames = self._frames
+        if frames is not None:  # None: a frame delivered while the node was cleaned up
+            self._skipped_since_publish += lost + frames.put((msg, received_at))
 
     def _check_stamp(self, msg) -> None:
         """A camera with zero or repeated stamps got one embedding and then
@@ -281,7 +352,7 @@ class PerceptionNode(Node):
 
     @property
     def dropped(self) -> int:
-        return self._frames.dropped
+        return self._dropped_before + (self._frames.dropped if self._frames is not None else 0)
 
     def _process(self, item) -> None:
         msg, received_at = item
@@ -337,7 +408,15 @@ class PerceptionNode(Node):
         self.stage_ms.append({"conversion": (t_conv - received_at) * 1e3, **result.timings_ms})
 
     # ---- services ----------------------------------------------------------------
+    def _inactive_problem(self) -> str | None:
+        state = lifecycle_state(self)
+        return None if state == "active" and self.pipeline is not None else \
+            f"{NODE_NAME} is {state}, not active (ros2 lifecycle set {self.get_fully_qualified_name()} ...)"
+
     def _on_predict_outcome(self, request, response):
+        if problem := self._inactive_problem():
+            response.success, response.message = False, problem
+            return response
         if not request.action.strip():
             response.success, response.message = False, "action is empty"
             return response
@@ -364,7 +443,9 @@ class PerceptionNode(Node):
     def _on_ask(self, request, response):
         candidates = list(request.candidates)
         response.answer_index = -1
-        if not request.question.strip():
+        if problem := self._inactive_problem():
+            response.success, response.message = False, problem
+        elif not request.question.strip():
             response.success, response.message = False, "question is empty"
         elif not candidates or any(not c.strip() for c in candidates):
             response.success, response.message = False, "give at least one candidate answer; none may be empty"
@@ -386,7 +467,7 @@ class PerceptionNode(Node):
             response.stamp = self._stamps.get(stamp)
         return response
 
-    # ---- lifecycle ---------------------------------------------------------------
+    # ---- health ------------------------------------------------------------------
     @property
     def lost(self) -> int:
         return self._lost.lost
@@ -402,6 +483,13 @@ class PerceptionNode(Node):
     def _publish_diagnostics(self) -> None:
         stats = self.stats()
         rates = self._health.rates(stats)
+        state = lifecycle_state(self)
+        model_id = self.pipeline.model_id if self.pipeline is not None else ""
+        if state != "active":  # a managed node that is not active is not expected to take images
+            self._diagnostics_pub.publish(diagnostic_array(
+                self, f"{self.get_fully_qualified_name()}: images", model_id, 0,
+                f"{state}: not taking images", {"lifecycle_state": state, **stats, "model_id": model_id}))
+            return
         recent = sorted(list(self.latencies_ms)[-max(1, round(rates["processed"])):]) if rates["processed"] else []
         p50, p95 = (recent[len(recent) // 2], recent[min(len(recent) - 1, int(0.95 * len(recent)))]) if recent \
             else (0.0, 0.0)
@@ -421,12 +509,12 @@ class PerceptionNode(Node):
         if p95 > self.latency_budget_ms:
             problems.append((WARN, f"latency p95 {p95:.0f} ms over latency_budget_ms={self.latency_budget_ms:g}"))
         level, message = level_and_message(problems)
-        values = {"received_rate_hz": rates["received"], "processed_rate_hz": rates["processed"],
-                  "camera_rate_hz": camera_hz, **stats, "latency_p50_ms": p50, "latency_p95_ms": p95,
-                  "model_id": self.pipeline.model_id, "warm_up_ms": self.warm_up_ms,
-                  "arrival_stamps": self.arrival_stamps}
+        values = {"lifecycle_state": state, "received_rate_hz": rates["received"],
+                  "processed_rate_hz": rates["processed"], "camera_rate_hz": camera_hz, **stats,
+                  "latency_p50_ms": p50, "latency_p95_ms": p95, "model_id": model_id,
+                  "warm_up_ms": self.warm_up_ms, "arrival_stamps": self.arrival_stamps}
         self._diagnostics_pub.publish(diagnostic_array(self, f"{self.get_fully_qualified_name()}: images",
-                                                       self.pipeline.model_id, level, message, values))
+                                                       model_id, level, message, values))
 
     def _text_problem(self, texts: list[str], kind: str) -> str | None:
         if len(texts) > self.ask_max_candidates:
@@ -437,7 +525,7 @@ class PerceptionNode(Node):
         return None
 
     def destroy_node(self):
-        self._frames.close()
+        self._release()
         self._bank_worker.shutdown(wait=False, cancel_futures=True)
         return super().destroy_node()
 
