@@ -178,6 +178,20 @@ def test_missing_unexpected_and_mismatched_tensors(trained, tmp_path):
     _raises(e, WEIGHTS_FILE, "decoder.head.weight")
 
 
+def test_non_finite_weights_and_a_file_for_a_directory_are_refused(trained, tmp_path):
+    _, _, d, _ = trained
+
+    def poison(t):
+        w = t["model.predictor.head.weight"].clone()
+        w[0, 0] = float("nan")
+        t["model.predictor.head.weight"] = w
+
+    a = _copy(d, tmp_path / "nan")
+    _rewrite(a, poison)  # re-hashed: a checkpoint saved from a diverged run, not a damaged file
+    _raises(a, WEIGHTS_FILE, "model.predictor.head.weight", "1 NaN or inf")
+    _raises(d / CONFIG_FILE, CONFIG_FILE, "is a file", "checkpoint directory")
+
+
 def test_config_mismatch(trained, tmp_path):
     _, _, d, _ = trained
     # config.json architecture disagrees with the tensors

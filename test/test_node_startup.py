@@ -28,6 +28,11 @@ def ros():
     ("decoder_node", ["decode_mode:=telepathy"], ["decode_mode='telepathy' must be one of: generative, retrieval"]),
     ("perception_node", ["threads:=0"], ["threads=0 is outside [1, 64]"]),
     ("perception_node", ["state_bank:=['a mug', '']"], ["state_bank: phrases must be non-empty strings"]),
+    ("perception_node", ["state_query:=" + "x" * 1001], ["state_query has 1001 characters; at most 1000"]),
+    ("perception_node", ["model_path:=~/no_such_model_dir"],  # '~' expanded: the error names the real path
+     [os.path.join(os.path.expanduser("~"), "no_such_model_dir") + ": checkpoint directory does not exist"]),
+    ("decoder_node", ["model_path:=~/no_such_model_dir"],
+     [os.path.join(os.path.expanduser("~"), "no_such_model_dir") + ": checkpoint directory does not exist"]),
 ])
 def test_start_up_parameter_errors_are_one_fatal_line(node, params, expected):
     cmd = [sys.executable, "-m", f"vljepa_ros.ros.{node}", "--ros-args"]
@@ -78,5 +83,19 @@ def test_perception_accepts_an_empty_state_bank_as_the_models(ros):
     try:
         assert node.pipeline.world.state_bank == node.pipeline.checkpoint.phrase_banks["state"]
         assert node.max_rate_hz == 30.0
+    finally:
+        node.destroy_node()
+
+
+def test_a_long_state_query_is_refused_at_run_time_too(ros):
+    from rclpy.parameter import Parameter
+
+    from vljepa_ros.ros.perception_node import PerceptionNode
+
+    node = PerceptionNode(parameter_overrides=[Parameter("autostart", value=False)])  # no model needed
+    try:
+        result = node.set_parameters([Parameter("state_query", value="y" * 5000)])[0]
+        assert not result.successful and "at most 1000" in result.reason
+        assert node.set_parameters([Parameter("state_query", value="what is on the table?")])[0].successful
     finally:
         node.destroy_node()

@@ -100,7 +100,7 @@ class Harness:
 
     def publish_and_wait(self, msg, count_before, timeout=10.0):
         """Publish one frame and wait until it was handled (processed or rejected)."""
-        handled = lambda: self.node.processed + self.node.malformed + self.node.stale  # noqa: E731
+        handled = lambda: self.node.processed + self.node.malformed + self.node.stale + self.node.invalid  # noqa: E731
         start = handled()
         self.image_pub.publish(msg)
         deadline = time.monotonic() + timeout
@@ -201,6 +201,41 @@ def test_malformed_images_are_counted_and_node_keeps_running(harness, episode):
     while len(harness.embeddings) == n and time.monotonic() < deadline:
         time.sleep(0.02)
     assert len(harness.embeddings) == n + 1
+
+
+def test_non_finite_outputs_are_not_published_and_services_refuse_them(harness, episode):
+    from vljepa_ros.srv import Ask
+    from vljepa_ros.world_types import Ranked
+
+    _, frames = episode
+    world = harness.node.pipeline.world
+    real_state, real_ask = world.state, world.ask
+
+    def nan_state(*args, **kwargs):
+        r = real_state(*args, **kwargs)
+        return Ranked(r.labels, [float("nan")] * len(r.scores), r.probabilities, np.full_like(r.embedding, np.nan))
+
+    def nan_ask(*args, **kwargs):
+        r = real_ask(*args, **kwargs)
+        return Ranked(r.labels, [float("nan")] * len(r.scores), r.probabilities, r.embedding)
+
+    n, invalid = len(harness.embeddings), harness.node.invalid
+    t, rgb, _, _ = frames[-1]
+    world.state, world.ask = nan_state, nan_ask  # weights gone bad, as far as the node can tell
+    try:
+        for k in range(2):
+            harness.publish_and_wait(harness.image(rgb, 250_000_000 + t + k), None)
+        assert harness.node.invalid == invalid + 2 and len(harness.embeddings) == n  # counted, not published
+        ask = harness.driver.create_client(Ask, "/perception_node/ask")
+        response = _call(harness.driver, ask, Ask.Request(question="is the lamp on?", candidates=["yes", "no"]))
+        assert not response.success and "NaN or inf" in response.message
+    finally:
+        world.state, world.ask = real_state, real_ask
+    harness.publish_and_wait(harness.image(rgb, 250_000_000 + t + 5), None)
+    deadline = time.monotonic() + 5
+    while len(harness.embeddings) == n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(harness.embeddings) == n + 1 and all(np.isfinite(harness.embeddings[-1].embedding))
 
 
 def _call(node, client, request, timeout=20.0):
@@ -382,6 +417,9 @@ def test_diagnostics_report_rates_counts_latency_and_staleness(harness, episode)
         assert busy and busy[-1].level == DiagnosticStatus.OK, [(s.level, s.message) for s in statuses]
         assert abs(float(values["camera_rate_hz"]) - FPS) < 0.5  # from the stamps
         assert float(values["latency_p95_ms"]) > 0 and values["model_id"] == harness.node.pipeline.model_id
+        # the frame accounting is on the topic: the malformed frames of the earlier test are counted there
+        assert int(values["malformed"]) == harness.node.malformed >= 3
+        assert int(values["received"]) >= int(values["processed"]) + int(values["malformed"])
         # no images for longer than stale_after_s: WARN
         assert harness.node.set_parameters([Parameter("stale_after_s", value=0.5)])[0].successful
         n = len(statuses)

@@ -170,6 +170,10 @@ def _load_into(
             )
         if src.is_floating_point() != dst.is_floating_point():
             raise CheckpointError(f"{fname}: dtype mismatch for {prefix}{k}: file {src.dtype}, model {dst.dtype}")
+        if src.is_floating_point() and not bool(torch.isfinite(src).all()):
+            bad = int((~torch.isfinite(src)).sum())
+            raise CheckpointError(f"{fname}: tensor {prefix}{k} holds {bad} NaN or inf values of {src.numel()} "
+                                  "(training diverged, or the file was damaged before it was hashed)")
     with torch.no_grad():
         for k, dst in expected.items():
             dst.copy_(got[k])
@@ -189,6 +193,9 @@ def load_checkpoint(
 
     d = Path(path)
     wfile, cfile = d / WEIGHTS_FILE, d / CONFIG_FILE
+    if d.is_file():
+        raise CheckpointError(f"{d}: is a file; give the checkpoint directory (the one holding {CONFIG_FILE} and "
+                              f"{WEIGHTS_FILE})")
     if not d.is_dir():
         raise CheckpointError(f"{d}: checkpoint directory does not exist")
     for f in (cfile, wfile):

@@ -34,6 +34,22 @@ from .world_types import QueryTemplates, Ranked, Reading, Window
 ACTION_OUTCOME_WEIGHT_MAX = 10.0
 
 
+class NonFiniteOutput(ValueError):
+    """The model's output holds NaN or inf (weights gone bad, an extreme
+    input): it is not published, nor fed to the change detector."""
+
+
+def finite(ranked: Ranked, what: str) -> Ranked:
+    """``ranked`` itself, or NonFiniteOutput naming ``what``."""
+    values = np.concatenate([np.asarray(ranked.scores, dtype=np.float64).ravel(),
+                             np.asarray(ranked.probabilities, dtype=np.float64).ravel(),
+                             np.asarray(ranked.embedding, dtype=np.float64).ravel()])
+    if not np.all(np.isfinite(values)):
+        raise NonFiniteOutput(f"{what}: the model's output contains NaN or inf ({int(np.sum(~np.isfinite(values)))} "
+                              f"of {values.size} values); not published")
+    return ranked
+
+
 @dataclass
 class PerceptionConfig:
     window_frames: int = 0            # 0 = the model's window size
@@ -172,7 +188,7 @@ class PerceptionPipeline:
             self.world.push_frame(rgb, stamp)
             t1 = time.perf_counter()
             window = self.world.window()
-            state = self.world.state(self.config.world_state_top_k, window)  # one predictor pass
+            state = finite(self.world.state(self.config.world_state_top_k, window), "state")  # one predictor pass
             t2 = time.perf_counter()
             action, reading = self._track_change(state, window)
             t3 = time.perf_counter()
@@ -213,8 +229,9 @@ class PerceptionPipeline:
         before_window, before_state = before
         linking = (actions_linking(previous.state, reading.state)
                    if self.config.action_from_readings and previous is not None and reading is not previous else ())
-        ranked = self.world.action_between(before_window, window, outcome_weight=self.config.action_outcome_weight,
-                                           prefer=linking)
+        ranked = finite(self.world.action_between(before_window, window,
+                                                  outcome_weight=self.config.action_outcome_weight, prefer=linking),
+                        "action")
         ranked = Ranked(ranked.labels[: self.config.action_top_k], ranked.scores[: self.config.action_top_k],
                         ranked.probabilities[: self.config.action_top_k], ranked.embedding)
         before_state = previous.caption if previous is not None else before_state
@@ -224,12 +241,13 @@ class PerceptionPipeline:
     def predict_outcome(self, action: str, candidates: list[str] | None = None) -> tuple[Ranked, float]:
         with self.lock:
             window = self.world.window()
-            return self.world.predict_outcome(action, candidates or None, window), window.stamps[-1]
+            return finite(self.world.predict_outcome(action, candidates or None, window), "outcome"), \
+                window.stamps[-1]
 
     def ask(self, question: str, candidates: list[str]) -> tuple[Ranked, float]:
         with self.lock:
             window = self.world.window()
-            return self.world.ask(question, candidates, window), window.stamps[-1]
+            return finite(self.world.ask(question, candidates, window), "answer"), window.stamps[-1]
 
     def has_frames(self) -> bool:
         return len(self.world.cache) > 0

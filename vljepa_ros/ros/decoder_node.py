@@ -12,7 +12,6 @@ Never sees pixels. A thin adapter around vljepa_ros.semantic_events:
 from __future__ import annotations
 
 import gc
-import os
 import time
 
 import numpy as np
@@ -34,6 +33,7 @@ from .common import (
     CHANGE_PARAMS,
     DIAGNOSTIC_PARAMS,
     DIAGNOSTICS_QOS,
+    MODEL_PATH_PARAM,
     RELIABLE_QOS,
     Health,
     Param,
@@ -45,6 +45,7 @@ from .common import (
     diagnostic_array,
     level_and_message,
     lifecycle_state,
+    model_dir,
     phrase_bank_problem,
     run_node,
     stamp_to_s,
@@ -58,8 +59,7 @@ KINDS = {"initial": SemanticEvent.KIND_INITIAL, "change": SemanticEvent.KIND_CHA
 
 
 PARAMS: dict[str, Param] = {
-    "model_path": Param("", "Checkpoint directory ('~' expanded); empty = the shipped default model.",
-                        read_only=True),
+    "model_path": MODEL_PATH_PARAM,
     "backend": BACKEND_PARAM,
     "autostart": AUTOSTART_PARAM,
     "decode_mode": Param("generative", "'generative': the small text decoder; 'retrieval': nearest phrase of "
@@ -92,6 +92,7 @@ class DecoderNode(LifecycleNode):
         self.pose_frame = p["camera_pose_frame"]
         self.stream: EventStream | None = None
         self.configure_error: str | None = None
+        self.autostarting = False
         self.model_id, self.embed_dim, self.warm_up_ms = "", 0, 0.0
         self.stale_after_s = p["stale_after_s"]
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -124,14 +125,15 @@ class DecoderNode(LifecycleNode):
     # ---- lifecycle ---------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
         p = {name: self.get_parameter(name).value for name in PARAMS}
-        model_path = os.path.expanduser(p["model_path"])
+        model_path = model_dir(p["model_path"])
         try:
-            checkpoint = load_backend(p["backend"], model_path or None, log=self.get_logger().info)
+            checkpoint = load_backend(p["backend"], model_path, log=self.get_logger().info)
             stream = EventStream(checkpoint, p["decode_mode"], change_config(p), bank_value(p["text_bank"]),
                                  p["action_match_s"], p["action_wait_s"])
         except (BackendError, ValueError) as e:
-            self.configure_error = f"cannot load the model (model_path={model_path!r}): {e}"
-            self.get_logger().error(self.configure_error)
+            self.configure_error = f"cannot load the model (model_path={p['model_path']!r}): {e}"
+            if not self.autostarting:  # else raised at start-up: one FATAL line
+                self.get_logger().error(self.configure_error)
             return TransitionCallbackReturn.FAILURE
         self.warm_up_ms = stream.warm_up()  # the first event does not wait for lazy set-up
         self.model_id, self.embed_dim = checkpoint.model_id, checkpoint.model.cfg.embed_dim

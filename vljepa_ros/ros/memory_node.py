@@ -41,12 +41,12 @@ from ..memory import (
     StoreError,
     default_memory_dir,
 )
-from .common import CHANGE_PARAMS, RELIABLE_QOS, Param, declare_params, run_node
+from .common import CHANGE_PARAMS, RELIABLE_QOS, Param, declare_params, model_dir, run_node
 
 NODE_NAME = "memory_node"
 PARAMS: dict[str, Param] = {
-    "model_path": Param("", "Checkpoint directory; empty = the shipped default model (must be the model of "
-                        "perception_node: queries use its Y-encoder).", read_only=True),
+    "model_path": Param("", "Checkpoint directory ('~' expanded); empty = the shipped default model (must be "
+                        "the model of perception_node: queries use its Y-encoder).", read_only=True),
     "memory_dir": Param("", f"Store: a directory (embedded, default {default_memory_dir()}) or a shared LanceDB "
                         "URI (s3://..., db://...).", read_only=True),
     "pose_source": Param("auto", "'tf': TF pose_frame <- camera frame at the capture stamp; 'topic': the "
@@ -86,7 +86,7 @@ class MemoryNode(Node):
         except ValueError as e:  # a combination (e.g. hysteresis >= threshold)
             raise ValueError(f"invalid parameters: {e}") from e
         try:
-            checkpoint = load_model(model_path or None)
+            checkpoint = load_model(model_dir(model_path))
         except CheckpointError as e:
             raise RuntimeError(f"cannot load the model: {e}") from e
         self.model_id = checkpoint.model_id

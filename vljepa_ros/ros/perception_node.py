@@ -22,7 +22,6 @@ counted), so latency stays bounded instead of a queue growing.
 from __future__ import annotations
 
 import gc
-import os
 import threading
 import time
 from collections import deque
@@ -41,7 +40,7 @@ from vljepa_ros.srv import Ask, PredictOutcome
 from ..change_detection import jumped_back
 from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError
 from ..latest_frame import LatestFrameWorker
-from ..perception import ACTION_OUTCOME_WEIGHT_MAX, PerceptionConfig, PerceptionPipeline
+from ..perception import ACTION_OUTCOME_WEIGHT_MAX, NonFiniteOutput, PerceptionConfig, PerceptionPipeline
 from ..runtime import BackendError, load_backend
 from .common import (
     AUTOSTART_PARAM,
@@ -49,6 +48,7 @@ from .common import (
     CHANGE_PARAMS,
     DIAGNOSTIC_PARAMS,
     DIAGNOSTICS_QOS,
+    MODEL_PATH_PARAM,
     RELIABLE_QOS,
     SENSOR_QOS_LATEST,
     Health,
@@ -63,10 +63,12 @@ from .common import (
     level_and_message,
     lifecycle_state,
     make_image_converter,
+    model_dir,
     phrase_bank_problem,
     run_node,
     service_qos,
     stamp_to_s,
+    text_length_check,
     update_problem,
     updated_change_config,
 )
@@ -79,8 +81,7 @@ REPEATED_STAMPS = 3  # zero or equal stamps in a row that mean a camera without 
 CHANGE_DETECTOR = tuple(n for n in CHANGE_PARAMS if n != "max_silence_s")
 
 PARAMS: dict[str, Param] = {
-    "model_path": Param("", "Checkpoint directory ('~' expanded); empty = the shipped default model.",
-                        read_only=True),
+    "model_path": MODEL_PATH_PARAM,
     "image_transport": Param("raw", "'raw': sensor_msgs/Image on 'image'; 'compressed': CompressedImage on "
                              "'image/compressed'.", choices=("raw", "compressed"), read_only=True),
     "use_cv_bridge": Param(True, "Convert images with cv_bridge when it is installed (else the built-in "
@@ -105,7 +106,8 @@ PARAMS: dict[str, Param] = {
     "text_cache_mb": Param(64.0, "Memory for the encoded texts of service requests (the Y-encoder's per-text "
                            "cache); when full it starts over, so ~/ask with ever new candidates stays bounded.",
                            (1.0, 4096.0), read_only=True),
-    "state_query": Param("", "Query that conditions the state embedding; empty = the model's default."),
+    "state_query": Param("", "Query that conditions the state embedding (copied into every ~/embedding message, "
+                         "so at most 1000 characters); empty = the model's default.", check=text_length_check(1000)),
     "state_bank": Param([""], "State phrases ranked on ~/world_state; [] or [''] = the model's bank.",
                         check=phrase_bank_problem),
     "action_bank": Param([""], "Action phrases ranked on ~/action; [] or [''] = the model's bank.",
@@ -144,6 +146,7 @@ class PerceptionNode(LifecycleNode):
         p = declare_params(self, PARAMS)  # bad values raise here, before any model is loaded
         self.pipeline: PerceptionPipeline | None = None
         self.configure_error: str | None = None
+        self.autostarting = False
         self.warm_up_ms = 0.0
         self.max_rate_hz = p["max_rate_hz"]
         self.max_image_pixels = p["max_image_pixels"]
@@ -173,7 +176,7 @@ class PerceptionNode(LifecycleNode):
         self._image_sub = None  # live only while active
 
         # counters (read by tests and benchmarks)
-        self.received = self.processed = self.malformed = self.stale = self.rate_skipped = 0
+        self.received = self.processed = self.malformed = self.stale = self.rate_skipped = self.invalid = 0
         self._lost = LostFrames()  # frames that never arrived (stamp gaps): DDS drops them unseen
         self.arrival_stamps = False  # True once the camera's own stamps proved unusable
         self._last_rx_stamp: float | None = None
@@ -193,9 +196,9 @@ class PerceptionNode(LifecycleNode):
     # ---- lifecycle ---------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
         p = {name: self.get_parameter(name).value for name in PARAMS}
-        model_path = os.path.expanduser(p["model_path"])
+        model_path = model_dir(p["model_path"])
         try:
-            checkpoint = load_backend(p["backend"], model_path or None, p["threads"], log=self.get_logger().info)
+            checkpoint = load_backend(p["backend"], model_path, p["threads"], log=self.get_logger().info)
             pipeline = PerceptionPipeline(
                 checkpoint,
                 PerceptionConfig(window_frames=p["window_frames"], world_state_top_k=p["world_state_top_k"],
@@ -204,8 +207,9 @@ class PerceptionNode(LifecycleNode):
                                  read_state=p["read_state"], action_from_readings=p["action_from_readings"]),
                 state_bank=bank_value(p["state_bank"]), action_bank=bank_value(p["action_bank"]))
         except (BackendError, ValueError) as e:
-            self.configure_error = f"cannot load the model (model_path={model_path!r}): {e}"
-            self.get_logger().error(self.configure_error)
+            self.configure_error = f"cannot load the model (model_path={p['model_path']!r}): {e}"
+            if not self.autostarting:  # else raised at start-up: one FATAL line
+                self.get_logger().error(self.configure_error)
             return TransitionCallbackReturn.FAILURE
         if p["state_query"]:
             pipeline.set_state_query(p["state_query"])
@@ -372,7 +376,12 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().warn(f"malformed image ({self.malformed} so far): {e}", throttle_duration_sec=5.0)
             return
         t_conv = time.perf_counter()
-        result = self.pipeline.process(rgb, stamp)
+        try:
+            result = self.pipeline.process(rgb, stamp)
+        except NonFiniteOutput as e:
+            self.invalid += 1
+            self.get_logger().error(f"{e} ({self.invalid} frames so far)", throttle_duration_sec=5.0)
+            return
         if result is None:
             self.stale += 1
             self.get_logger().warn("image stamp not newer than the previous frame; skipped "
@@ -431,8 +440,12 @@ class PerceptionNode(LifecycleNode):
         if problem:
             response.success, response.message = False, problem
             return response
-        with self._text_lock:
-            ranked, stamp = self.pipeline.predict_outcome(request.action, candidates or None)
+        try:
+            with self._text_lock:
+                ranked, stamp = self.pipeline.predict_outcome(request.action, candidates or None)
+        except NonFiniteOutput as e:
+            response.success, response.message = False, str(e)
+            return response
         response.success = True
         response.outcome, response.confidence = ranked.labels[0], ranked.probabilities[0]
         response.ranked_candidates, response.scores = ranked.labels, ranked.scores
@@ -455,8 +468,12 @@ class PerceptionNode(LifecycleNode):
         elif not self.pipeline.has_frames():
             response.success, response.message = False, "no camera frame received yet"
         else:
-            with self._text_lock:
-                ranked, stamp = self.pipeline.ask(request.question, candidates)
+            try:
+                with self._text_lock:
+                    ranked, stamp = self.pipeline.ask(request.question, candidates)
+            except NonFiniteOutput as e:
+                response.success, response.message = False, str(e)
+                return response
             score = dict(zip(ranked.labels, ranked.scores))
             prob = dict(zip(ranked.labels, ranked.probabilities))
             response.success = True
@@ -475,10 +492,11 @@ class PerceptionNode(LifecycleNode):
     def stats(self) -> dict:
         """Every camera frame is in one of these: received = processed + dropped
         (replaced while inference was busy) + rate_skipped (max_rate_hz) +
-        malformed + stale (+ 1 in flight); lost = never received (stamp gaps)."""
+        malformed + stale + invalid (the model's output not finite) (+ 1 in
+        flight); lost = never received (stamp gaps)."""
         return {"received": self.received, "processed": self.processed, "dropped": self.dropped,
                 "malformed": self.malformed, "stale": self.stale, "rate_skipped": self.rate_skipped,
-                "lost": self.lost}
+                "invalid": self.invalid, "lost": self.lost}
 
     def _publish_diagnostics(self) -> None:
         stats = self.stats()
@@ -506,6 +524,8 @@ class PerceptionNode(LifecycleNode):
                                    "(frames lost before the node: transport? config/fastdds_large_images.xml)"))
         if rates["malformed"] > 0 and rates["processed"] == 0:
             problems.append((ERROR, "every image of the last second was malformed (see the node's log)"))
+        if rates["invalid"] > 0:
+            problems.append((ERROR, "the model's output is NaN or inf: nothing published (weights? see the log)"))
         if p95 > self.latency_budget_ms:
             problems.append((WARN, f"latency p95 {p95:.0f} ms over latency_budget_ms={self.latency_budget_ms:g}"))
         level, message = level_and_message(problems)
