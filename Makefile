@@ -50,7 +50,7 @@ RUN := set +u; . $(VENV)/bin/activate; . install/setup.bash; set -u;
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export MUJOCO_GL ?= egl
 
-.PHONY: help deps build test test-integration demo data train eval bench bench-model lint clean distclean lock env-info
+.PHONY: help deps build test test-integration demo data train eval bench soak bench-model lint clean distclean lock env-info
 
 help:
 	@echo "make demo   - simulated camera -> perception -> semantic events, printed"
@@ -61,6 +61,7 @@ help:
 	@echo "make train  - train the default model (config/train_tabletop.yaml) into vljepa_ros/assets/tabletop"
 	@echo "make eval   - evaluate the shipped model: test, val, compositions -> reports/eval*.json"
 	@echo "make bench  - selective decoding + runtime through the nodes -> reports/bench.json, docs/benchmarks.md"
+	@echo "make soak   - the nodes at 30 Hz 640x480 for SOAK_S s (default 3600): RSS slope per node -> reports/soak.json"
 	@echo "make bench-model - per-stage CPU latency of the model -> reports/bench_model.json"
 	@echo "make clean  - remove build/ install/ log/ (keeps the venv)"
 	@echo "make distclean - also remove the venv ($(VENV))"
@@ -179,6 +180,13 @@ eval: $(DATA)/meta.json $(DATA)_compositions/meta.json $(DATA)_val_views/meta.js
 
 bench: $(BUILD_STAMP) $(DATA)/meta.json
 	@$(RUN) python -m vljepa_ros.apps.bench --data $(DATA) $(BENCH_ARGS)
+
+# A soak of the real nodes (issue 11): camera 30 Hz 640x480 -> perception_node -> decoder_node for
+# SOAK_S seconds (default 1 hour), RSS of each node sampled, slope printed; reports/soak.json.
+SOAK_S ?= 3600
+soak: $(BUILD_STAMP) $(DATA)/meta.json
+	@$(RUN) python -m vljepa_ros.ros.bench_runtime soak --duration-s $(SOAK_S) --rate 30 --width 640 --height 480 \
+		--data $(DATA) --out reports/soak.json
 
 bench-model: $(VENV_STAMP)
 	@$(VENV_RUN) python tools/bench_model.py --json reports/bench_model.json

@@ -138,3 +138,13 @@ def test_every_policy_decodes_the_readings_when_the_streams_have_them():
     for s in streams:
         s.readings = None
     assert uniform_curve(streams, mapper, (1,))[0]["quality"] < 0.5  # without readings: the stream's wrong state
+
+
+def test_rss_slope_is_the_least_squares_growth_after_the_first_minute():
+    from vljepa_ros.ros.bench_runtime import rss_slope_mb_per_hour
+
+    flat = [{"t": t, "rss_kb": 800 * 1024 + (50_000 if t < 60 else 0)} for t in range(0, 600, 1)]
+    assert abs(rss_slope_mb_per_hour(flat)) < 1e-6  # the start-up growth is left out
+    growing = [{"t": t, "rss_kb": 800 * 1024 + t * 1024 / 36} for t in range(0, 3600, 5)]  # +100 MB/h
+    assert abs(rss_slope_mb_per_hour(growing) - 100.0) < 0.5
+    assert rss_slope_mb_per_hour(growing[:15]) != rss_slope_mb_per_hour(growing[:15])  # NaN: too few samples

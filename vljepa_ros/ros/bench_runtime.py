@@ -3,6 +3,13 @@
     python -m vljepa_ros.ros.bench_runtime camera     --rate 30 --size 224 --frames 1200 --out cam.json
     python -m vljepa_ros.ros.bench_runtime perception --out p.json --stop-file STOP [--ros-args ...]
     python -m vljepa_ros.ros.bench_runtime decoder    --out d.json --stop-file STOP [--ros-args ...]
+    python -m vljepa_ros.ros.bench_runtime soak --duration-s 3600 --rate 30 --width 640 --height 480
+
+``soak`` (``make soak``) runs the three processes for ``--duration-s`` at one
+camera rate and size, with the shipped large-image DDS profile, samples each
+node's RSS every 0.5 s and prints the RSS slope (MB/hour, least squares over
+the samples after the first minute), latency p95 per tenth of the run and the
+frame accounting; the report goes to ``--out`` (JSON).
 
 ``perception`` / ``decoder`` construct the real ``PerceptionNode`` /
 ``DecoderNode`` and spin them exactly as their ``main()`` does (a
@@ -142,19 +149,22 @@ def role_decoder(args, ros_args: list[str]) -> int:
     return 0
 
 
-def load_frames(data_root: str, split: str, size: int, limit: int) -> list[np.ndarray]:
-    """Pre-rendered RGB frames of the split's episodes, in order, resized to size x size."""
+def load_frames(data_root: str, split: str, size: int, limit: int, width: int = 0,
+                height: int = 0) -> list[np.ndarray]:
+    """Pre-rendered RGB frames of the split's episodes, in order, resized to
+    size x size (or width x height when given: a real camera's 640x480)."""
     from PIL import Image as PILImage
 
     from ..data.dataset import Dataset
 
+    w, h = width or size, height or size
     ds = Dataset(data_root, split)
     frames = []
     for ep in ds.episodes():
         for f in ds.episode_frames(ep):
             rgb = f.image
-            if rgb.shape[0] != size or rgb.shape[1] != size:
-                rgb = np.asarray(PILImage.fromarray(rgb).resize((size, size), PILImage.BILINEAR))
+            if rgb.shape[0] != h or rgb.shape[1] != w:
+                rgb = np.asarray(PILImage.fromarray(rgb).resize((w, h), PILImage.BILINEAR))
             frames.append(np.ascontiguousarray(rgb))
             if len(frames) >= limit:
                 return frames
@@ -168,7 +178,7 @@ def role_camera(args, ros_args: list[str]) -> int:
     from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    frames = load_frames(args.data, args.split, args.size, min(args.frames, args.preload))
+    frames = load_frames(args.data, args.split, args.size, min(args.frames, args.preload), args.width, args.height)
     rclpy.init(args=ros_args)
     node = rclpy.create_node("bench_camera")
     qos = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=5, reliability=QoSReliabilityPolicy.RELIABLE,
@@ -281,9 +291,11 @@ def summarise(rate: float, size: int, cam: dict, per: dict, dec: dict, warmup: i
 
 
 def run_config(rate: float, size: int, frames: int, *, data_root: str, split: str, model_path: str,
-               log_dir: str, preload: int = 700, env: dict | None = None) -> dict:
+               log_dir: str, preload: int = 700, env: dict | None = None, width: int = 0, height: int = 0,
+               raw: bool = False) -> dict:
+    """One run of the three processes; the summary (``raw``: the per-process JSON too)."""
     os.makedirs(log_dir, exist_ok=True)
-    tag = f"{rate:g}hz-{size}px-{frames}"
+    tag = f"{rate:g}hz-{f'{width}x{height}' if width else size}px-{frames}"
     files = {r: os.path.join(log_dir, f"{tag}-{r}.json") for r in ("camera", "perception", "decoder")}
     stop = os.path.join(log_dir, f"{tag}.stop")
     for p in (*files.values(), stop):
@@ -306,7 +318,8 @@ def run_config(rate: float, size: int, frames: int, *, data_root: str, split: st
             env=env, stdout=logs["decoder"], stderr=subprocess.STDOUT)
         procs["camera"] = subprocess.Popen(
             py + ["camera", "--out", files["camera"], "--rate", str(rate), "--size", str(size), "--frames",
-                  str(frames), "--data", data_root, "--split", split, "--preload", str(preload)],
+                  str(frames), "--data", data_root, "--split", split, "--preload", str(preload),
+                  "--width", str(width), "--height", str(height)],
             env=env, stdout=logs["camera"], stderr=subprocess.STDOUT)
         try:
             rc = procs["camera"].wait(timeout=180 + 1.5 * frames / rate)
@@ -324,7 +337,8 @@ def run_config(rate: float, size: int, frames: int, *, data_root: str, split: st
             return {"rate_hz": rate, "image_size": size, "error": f"camera exit {rc}; no result from {missing} "
                     f"(logs in {log_dir})"}
         data = {r: json.load(open(p)) for r, p in files.items()}
-        return summarise(rate, size, data["camera"], data["perception"], data["decoder"])
+        summary = summarise(rate, size, data["camera"], data["perception"], data["decoder"])
+        return {**summary, "raw": data} if raw else summary
     finally:
         for p in procs.values():
             stop_process(p)
@@ -374,6 +388,63 @@ def run_runtime_benchmark(data_root: str, split: str = "test", model_path: str =
             "long_run_frames": longest["published"] if longest else 0}
 
 
+def rss_slope_mb_per_hour(samples: list[dict], skip_s: float = 60.0) -> float:
+    """Least-squares slope of a process's RSS samples ({"t": s, "rss_kb": kB})
+    after the first ``skip_s`` (model load and the allocator's first growth),
+    in MB per hour; NaN with fewer than 10 samples."""
+    kept = [(s["t"], s["rss_kb"] / 1024) for s in samples if s["t"] >= skip_s and s.get("rss_kb")]
+    if len(kept) < 10:
+        return float("nan")
+    t, mb = np.asarray(kept).T
+    return float(np.polyfit(t, mb, 1)[0] * 3600.0)
+
+
+def run_soak(duration_s: float, rate: float, width: int, height: int, *, data_root: str, split: str = "test",
+             model_path: str = "", log_dir: str = "reports/soak") -> dict:
+    """The soak: one long run with the large-image DDS profile (README, "real cameras")."""
+    env = child_env()
+    env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_large_images.xml"))
+    frames = int(duration_s * rate)
+    t0 = time.time()
+    r = run_config(rate, 0, frames, data_root=data_root, split=split, model_path=model_path, log_dir=log_dir,
+                   env=env, width=width, height=height, raw=True, preload=300)  # 300 frames: 276 MB at 640x480
+    if "error" in r:
+        return r
+    raw = r.pop("raw")
+    per, dec = raw["perception"], raw["decoder"]
+    lat = per["latencies_ms"]  # the last 10,000 frames (the node keeps those)
+    tenths = np.array_split(np.asarray(lat), 10) if len(lat) >= 10 else []
+    rss = {role: [round(s["t"]), round(s["rss_kb"] / 1024, 1)] for role, d in (("perception", per), ("decoder", dec))
+           for s in d["samples"][-1:]}
+    return {**r, "width": width, "height": height, "duration_s": duration_s, "seconds": round(time.time() - t0, 1),
+            "perception_rss_slope_mb_per_h": rss_slope_mb_per_hour(per["samples"]),
+            "decoder_rss_slope_mb_per_h": rss_slope_mb_per_hour(dec["samples"]),
+            "perception_rss_mb_every_5_min": [round(s["rss_kb"] / 1024, 1) for s in per["samples"][::600]],
+            "decoder_rss_mb_every_5_min": [round(s["rss_kb"] / 1024, 1) for s in dec["samples"][::600]],
+            "last_sample": rss,
+            "latency_p95_ms_per_tenth_of_last_10k": [round(_pct(x, 95), 1) for x in tenths],
+            "dds_profile": env["FASTRTPS_DEFAULT_PROFILES_FILE"]}
+
+
+def soak_main(args) -> int:
+    print(f"soak: camera {args.rate:g} Hz, {args.width}x{args.height}, {args.duration_s:.0f} s ...", flush=True)
+    r = run_soak(args.duration_s, args.rate, args.width, args.height, data_root=args.data, split=args.split,
+                 model_path=args.model_path, log_dir=os.path.join(os.path.dirname(args.out) or ".", "soak"))
+    if "error" in r:
+        print(f"soak: {r['error']}", file=sys.stderr)
+        return 1
+    _write_json(args.out, r)
+    print(f"soak: {r['published']} frames published in {r['duration_s']:.0f} s at {r['camera_achieved_hz']:.1f} Hz; "
+          f"received {r['received']}, processed {r['processed']} ({r['processed_fps']:.1f} fps), dropped "
+          f"{r['dropped']}, lost {r['lost']}, malformed {r['malformed']}; latency p50 {r['latency_p50_ms']:.1f} ms, "
+          f"p95 {r['latency_p95_ms']:.1f} ms (last 10,000 frames); events {r['events']}", flush=True)
+    print(f"soak: RSS slope perception {r['perception_rss_slope_mb_per_h']:+.1f} MB/h, decoder "
+          f"{r['decoder_rss_slope_mb_per_h']:+.1f} MB/h (after the first minute); peak RSS perception "
+          f"{r['perception_peak_rss_mb']:.0f} MB, decoder {r['decoder_peak_rss_mb']:.0f} MB; report {args.out}",
+          flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ros_args: list[str] = []
@@ -397,7 +468,20 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--wait-s", type=float, default=120.0)
     p.add_argument("--settle-s", type=float, default=2.0)
+    p.add_argument("--width", type=int, default=0, help="frame width (0: --size)")
+    p.add_argument("--height", type=int, default=0, help="frame height (0: --size)")
+    p = sub.add_parser("soak", help="long run: RSS slope of each node, latency, frame accounting")
+    p.add_argument("--duration-s", type=float, default=3600.0)
+    p.add_argument("--rate", type=float, default=30.0)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--data", default="data/tabletop")
+    p.add_argument("--split", default="test")
+    p.add_argument("--model-path", default="")
+    p.add_argument("--out", default="reports/soak.json")
     args = parser.parse_args(argv)
+    if args.role == "soak":
+        return soak_main(args)
     role = {"perception": role_perception, "decoder": role_decoder, "camera": role_camera}[args.role]
     return role(args, ["--ros-args", *ros_args[1:]] if ros_args else [])
 
