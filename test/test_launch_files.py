@@ -166,3 +166,59 @@ def test_launch_stops_non_zero_when_a_node_dies_at_start_up():
 def test_sim_demo_names_a_bad_argument():
     _launch_tools()
     assert _run_launch("sim_demo.launch.py", {"image_size": "abc"}, timeout_s=60) != 0
+
+
+def test_launch_with_autostart_false_leaves_both_nodes_unconfigured():
+    """Under the official launch tools (skipped where they are not installed),
+    with a ready check: perception.launch.py autostart:=false brings both
+    managed nodes up unconfigured; their lifecycle services answer."""
+    _launch_tools()
+    import asyncio
+
+    import rclpy
+    import rclpy.executors
+    from launch import LaunchDescription, LaunchService
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from lifecycle_msgs.srv import GetState
+
+    def states(timeout_s=120.0) -> dict:
+        """The ready check: both nodes' ~/get_state answer (or the time runs out)."""
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        node = rclpy.create_node("launch_probe", context=context)
+        found = {}
+        try:
+            for name in ("perception_node", "decoder_node"):
+                client = node.create_client(GetState, f"/{name}/get_state")
+                if not client.wait_for_service(timeout_sec=timeout_s):
+                    continue
+                future = client.call_async(GetState.Request())
+                executor = rclpy.executors.SingleThreadedExecutor(context=context)
+                executor.add_node(node)
+                executor.spin_until_future_complete(future, timeout_sec=30)
+                executor.remove_node(node)
+                if future.done():
+                    found[name] = future.result().current_state.label
+        finally:
+            node.destroy_node()
+            rclpy.shutdown(context=context)
+        return found
+
+    service = LaunchService()
+    service.include_launch_description(LaunchDescription([IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(LAUNCH / "perception.launch.py")),
+        launch_arguments={"autostart": "false", "memory": "false"}.items())]))
+    loop = asyncio.new_event_loop()
+
+    async def probe():
+        try:
+            return await loop.run_in_executor(None, states)
+        finally:
+            service.shutdown()
+
+    try:
+        _, found = loop.run_until_complete(asyncio.wait_for(asyncio.gather(service.run_async(), probe()), 200))
+    finally:
+        loop.close()
+    assert found == {"perception_node": "unconfigured", "decoder_node": "unconfigured"}

@@ -442,6 +442,7 @@ class PerceptionNode(LifecycleNode):
             return response
         try:
             with self._text_lock:
+                _encode_texts_unlocked(self.pipeline, candidates)  # the slow part, while frames go on
                 ranked, stamp = self.pipeline.predict_outcome(request.action, candidates or None)
         except NonFiniteOutput as e:
             response.success, response.message = False, str(e)
@@ -470,6 +471,7 @@ class PerceptionNode(LifecycleNode):
         else:
             try:
                 with self._text_lock:
+                    _encode_texts_unlocked(self.pipeline, candidates)  # the slow part, while frames go on
                     ranked, stamp = self.pipeline.ask(request.question, candidates)
             except NonFiniteOutput as e:
                 response.success, response.message = False, str(e)
