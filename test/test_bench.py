@@ -121,6 +121,7 @@ def test_cli_help_without_rclpy():
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "--skip-runtime" in r.stdout and "--quick" in r.stdout and "--out-dir" in r.stdout
+    assert "--skip-backends" in r.stdout
 
 
 def test_every_policy_decodes_the_readings_when_the_streams_have_them():
@@ -148,3 +149,30 @@ def test_rss_slope_is_the_least_squares_growth_after_the_first_minute():
     growing = [{"t": t, "rss_kb": 800 * 1024 + t * 1024 / 36} for t in range(0, 3600, 5)]  # +100 MB/h
     assert abs(rss_slope_mb_per_hour(growing) - 100.0) < 0.5
     assert rss_slope_mb_per_hour(growing[:15]) != rss_slope_mb_per_hour(growing[:15])  # NaN: too few samples
+
+
+def test_backends_table_gives_ratios_to_torch_and_names_what_was_skipped(monkeypatch):
+    import importlib.util
+
+    from vljepa_ros.benchmark import backends
+
+    def run(backend, rate, p95):
+        return {"backend": backend, "rate_hz": rate, "frames": 10, "processed": 9, "dropped": 1,
+                "latency_p50_ms": p95 / 2, "latency_p95_ms": p95, "peak_rss_mb": 300.0, "model_id": "m@1",
+                "stages_ms": {"backbone": 1.0, "predictor": 2.0, "action": 0.1}}
+
+    results = {"date": "d", "cpu": "c", "cores": 2, "loadavg_start": 1.0, "loadavg_end": 1.0, "episode_seed": 7,
+               "frames": 10, "skipped": {"openvino": "not installed"},
+               "perception": [run("torch", 30.0, 40.0), run("onnxruntime", 30.0, 20.0)],
+               "decoder": [{"backend": "torch", "decode_p50_ms": 10.0, "decode_max_ms": 12.0, "decode_calls": 3,
+                            "peak_rss_mb": 500.0},
+                           {"backend": "onnxruntime", "decode_p50_ms": 5.0, "decode_max_ms": 6.0, "decode_calls": 3,
+                            "peak_rss_mb": 250.0}]}
+    text = "\n".join(backends.markdown(results))
+    assert "| onnxruntime | 30 Hz | 10.0 | 20.0 | 0.50x | 9 / 10 |" in text
+    assert "| onnxruntime | 5.0 | 6.0 | 0.50x | 3 | 250 |" in text
+    assert "openvino: skipped (not installed)" in text
+    # an engine that is not installed is skipped with the reason, without loading anything
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert "not installed" in backends._available("openvino", None, log=lambda m: None)
+    assert backends._available("torch", None) is None

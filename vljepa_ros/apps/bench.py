@@ -17,6 +17,9 @@ hand-written intro above the generated marker is kept) and
    decoding saves over uniform decoding at equal quality.
 3. Runtime through the real nodes in separate OS processes
    (:mod:`vljepa_ros.ros.bench_runtime`; needs ROS 2, imported lazily).
+4. The inference backends side by side (torch, onnxruntime, openvino):
+   latency at 15 and 30 Hz, per-stage times, peak RSS, the decoder's cost
+   (:mod:`vljepa_ros.benchmark.backends`).
 
 The benchmark itself is the ROS-free package :mod:`vljepa_ros.benchmark`;
 this module is its command line.
@@ -61,6 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes", type=int, default=None, help="use the first N episodes of the split")
     parser.add_argument("--quick", action="store_true", help="small run (2 episodes, short sweeps, short runtime runs)")
     parser.add_argument("--skip-runtime", action="store_true", help="skip the ROS runtime part")
+    parser.add_argument("--skip-backends", action="store_true", help="skip the side-by-side backends part")
     parser.add_argument("--no-read-state", action="store_true",
                         help="decode the embeddings themselves, not the state read on each decoded frame "
                              "(perception_node's read_state:=false)")
@@ -142,6 +146,14 @@ def main(argv=None) -> int:
         report["runtime"] = run_runtime_benchmark(
             data_root=args.data, split=args.split, model_path=args.model or "", quick=args.quick,
             budget_s=args.runtime_budget_s, log_dir=os.path.join(args.out_dir, "reports", "bench_runtime"))
+
+    # ---- 4. the inference backends side by side
+    if not args.skip_backends:
+        from ..benchmark.backends import run_backends
+
+        report["backends"] = run_backends(args.model, frames=90 if args.quick else 225,
+                                          rates=(30.0,) if args.quick else (15.0, 30.0),
+                                          log=lambda m: print(m, flush=True))
 
     report["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     report["seconds"] = round(time.time() - t_start, 1)

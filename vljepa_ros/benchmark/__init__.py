@@ -8,4 +8,5 @@ the CLI is ``vljepa_ros.apps.bench``; the part that drives the real nodes is
 * ``curves``: arithmetic on quality-vs-decodes curves (decode reduction at equal quality)
 * ``policies``: uniform, selective (the change detector) and Ward decoding, scored
 * ``report``: the JSON, the Markdown page and the plot
+* ``backends``: torch, onnxruntime and openvino side by side (latency, stages, RSS)
 """

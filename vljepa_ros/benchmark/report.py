@@ -165,6 +165,11 @@ def render_markdown(report: dict) -> str:
                 f"{r['p95_first_third_ms']:.1f} / {r['p95_last_third_ms']:.1f} | "
                 f"{r['perception_peak_rss_mb']:.0f} / {r['decoder_peak_rss_mb']:.0f} | {r['decodes']} |")
         lines += ["", rt.get("note", ""), ""]
+    backends = report.get("backends")
+    if backends:
+        from .backends import markdown as backends_markdown
+
+        lines += ["## Inference backends", "", *backends_markdown(backends)]
     return "\n".join(lines).rstrip() + "\n"
 
 

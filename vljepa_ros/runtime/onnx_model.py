@@ -140,7 +140,7 @@ class _OrtGraph:
         so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # No memory arena: an arena keeps its largest working set for the
-        # process's life (perception peak 303 -> 272 MB, tools/bench_backends.py).
+        # process's life (perception peak 303 -> 272 MB, vljepa_ros/benchmark/backends.py).
         so.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()]
