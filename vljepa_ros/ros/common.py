@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,37 +59,6 @@ class StampBook:
 
     def clear(self) -> None:
         self._book.clear()
-
-
-class RateMeter:
-    """Achieved rate of a periodic action (publishing, processing) over its
-    last ``window`` ticks, and over the whole run. ROS-free."""
-
-    def __init__(self):
-        self._ticks: deque[float] = deque()
-        self._first: float | None = None
-
-    def tick(self, now: float, window: int) -> float | None:
-        """Record one tick at ``now`` (monotonic s); the rate over the last ``window`` ticks (None: too few)."""
-        self._first = now if self._first is None else self._first
-        self._ticks.append(now)
-        while len(self._ticks) > max(2, window):
-            self._ticks.popleft()
-        span = self._ticks[-1] - self._ticks[0]
-        return None if len(self._ticks) < 2 else ((len(self._ticks) - 1) / span if span > 0 else float("inf"))
-
-    def overall(self, count: int) -> float:
-        """Rate of ``count`` ticks from the first tick to the last (NaN before two)."""
-        if self._first is None or not self._ticks or self._ticks[-1] <= self._first:
-            return float("nan")
-        return (count - 1) / (self._ticks[-1] - self._first)
-
-    def clear(self) -> None:
-        """Forget the window (after a rate change), keep the run's start."""
-        self._ticks.clear()
-
-    def __len__(self) -> int:
-        return len(self._ticks)
 
 
 class ParameterError(ValueError):
@@ -325,37 +293,6 @@ DIAGNOSTIC_PARAMS: dict[str, Param] = {
 }
 
 
-class Health:
-    """Counters -> rates over the last publication interval, and the level and
-    message of a diagnostic status (pure: the nodes only publish it)."""
-
-    def __init__(self):
-        self._last: tuple[float, dict] | None = None
-        self._last_input: float | None = None
-        self.started = time.monotonic()
-
-    def rates(self, counters: dict, now: float | None = None) -> dict:
-        now = time.monotonic() if now is None else now
-        last, self._last = self._last, (now, dict(counters))
-        if last is None or now <= last[0]:
-            return dict.fromkeys(counters, 0.0)
-        return {k: (counters[k] - last[1].get(k, 0)) / (now - last[0]) for k in counters}
-
-    def note_input(self, now: float | None = None) -> None:
-        self._last_input = time.monotonic() if now is None else now
-
-    def silence_s(self, now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
-        return now - (self._last_input if self._last_input is not None else self.started)
-
-
-def level_and_message(problems: list[tuple[int, str]]) -> tuple[int, str]:
-    """The worst problem's level and all messages; OK if there is none."""
-    if not problems:
-        return 0, "OK"
-    return max(level for level, _ in problems), "; ".join(m for _, m in problems)
-
-
 def diagnostic_array(node: Node, name: str, hardware_id: str, level: int, message: str, values: dict):
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
@@ -365,39 +302,6 @@ def diagnostic_array(node: Node, name: str, hardware_id: str, level: int, messag
     array = DiagnosticArray(status=[status])
     array.header.stamp = node.get_clock().now().to_msg()
     return array
-
-
-class LostFrames:
-    """Frames the camera sent that never reached the node, counted from stamp
-    gaps. A keep-last-1 best-effort subscription drops frames silently (large
-    images lost in transport, frames overwritten while the executor thread
-    answers a long service call): a gap of k camera periods between two
-    received frames means k - 1 frames lost. The period is the median of the
-    recent gaps; a gap over ``max_gap_s`` (a paused bag) or a jump back
-    restarts the estimate instead of counting."""
-
-    def __init__(self, window: int = 31, max_gap_s: float = 5.0):
-        self._gaps: deque[float] = deque(maxlen=window)
-        self._last: float | None = None
-        self.max_gap_s = max_gap_s
-        self.lost = 0
-
-    @property
-    def period_s(self) -> float | None:
-        return float(np.median(self._gaps)) if len(self._gaps) >= 5 else None
-
-    def add(self, stamp_s: float) -> int:
-        """Note a received frame's stamp; returns the frames lost just before it."""
-        last, self._last = self._last, stamp_s
-        if last is None or stamp_s <= last or stamp_s - last > self.max_gap_s:
-            if last is not None and (stamp_s < last or stamp_s - last > self.max_gap_s):
-                self._gaps.clear()  # a new stream; repeated stamps are the stale counter's business
-            return 0
-        gap, period = stamp_s - last, self.period_s
-        self._gaps.append(gap)
-        missing = int(round(gap / period)) - 1 if period and gap > 1.5 * period else 0
-        self.lost += missing
-        return missing
 
 
 def make_image_converter(prefer_cv_bridge: bool, max_pixels=lambda: DEFAULT_MAX_PIXELS):

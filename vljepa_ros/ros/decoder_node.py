@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -25,6 +25,7 @@ from std_msgs.msg import Header
 
 from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent, WorldState
 
+from ..health import Health, embedding_status
 from ..runtime import BackendError, load_backend
 from ..semantic_events import DECODE_MODES, EventStream
 from .common import (
@@ -35,7 +36,6 @@ from .common import (
     DIAGNOSTICS_QOS,
     MODEL_PATH_PARAM,
     RELIABLE_QOS,
-    Health,
     Param,
     StampBook,
     autostart,
@@ -43,7 +43,6 @@ from .common import (
     change_config,
     declare_params,
     diagnostic_array,
-    level_and_message,
     lifecycle_state,
     model_dir,
     phrase_bank_problem,
@@ -313,15 +312,7 @@ class DecoderNode(LifecycleNode):
                     "texts_read": c["texts_read"], "events": self.events, "heartbeats": self.heartbeats,
                     "rejected": self.rejected + c["invalid"] + c["stale"], "camera_frames_skipped": self.frames_skipped}
         rates = self._health.rates(counters)
-        problems = []
-        silence = self._health.silence_s()
-        if silence > self.stale_after_s:
-            problems.append((DiagnosticStatus.WARN[0], f"no embedding for {silence:.0f} s" if self.embeddings_seen
-                             else f"no embedding received yet ({silence:.0f} s)"))
-        if rates["rejected"] > 0 and rates["embeddings_seen"] == rates["rejected"]:
-            problems.append((DiagnosticStatus.ERROR[0], "every embedding of the last second was rejected "
-                                                        "(another model? see the node's log)"))
-        level, message = level_and_message(problems)
+        level, message = embedding_status(rates, self.embeddings_seen, self._health.silence_s(), self.stale_after_s)
         seen = self.embeddings_seen
         values = {"lifecycle_state": state, "embedding_rate_hz": rates["embeddings_seen"],
                   "decode_rate_hz": rates["decodes"], **counters,

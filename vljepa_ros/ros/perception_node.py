@@ -28,7 +28,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -38,6 +38,7 @@ from vljepa_ros.msg import ActionEstimate, SemanticEmbedding, WorldState
 from vljepa_ros.srv import Ask, PredictOutcome
 
 from ..change_detection import jumped_back
+from ..health import Health, LostFrames, image_status, recent_latency
 from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError
 from ..latest_frame import LatestFrameWorker
 from ..perception import ACTION_OUTCOME_WEIGHT_MAX, NonFiniteOutput, PerceptionConfig, PerceptionPipeline
@@ -51,8 +52,6 @@ from .common import (
     MODEL_PATH_PARAM,
     RELIABLE_QOS,
     SENSOR_QOS_LATEST,
-    Health,
-    LostFrames,
     Param,
     StampBook,
     autostart,
@@ -60,7 +59,6 @@ from .common import (
     change_config,
     declare_params,
     diagnostic_array,
-    level_and_message,
     lifecycle_state,
     make_image_converter,
     model_dir,
@@ -74,7 +72,6 @@ from .common import (
 )
 
 NODE_NAME = "perception_node"
-WARN, ERROR = DiagnosticStatus.WARN[0], DiagnosticStatus.ERROR[0]
 REPEATED_STAMPS = 3  # zero or equal stamps in a row that mean a camera without usable stamps
 # decoder_node's change-detector parameters that decide when ~/action is estimated
 # (all but the heartbeat, which only concerns events)
@@ -510,27 +507,11 @@ class PerceptionNode(LifecycleNode):
                 self, f"{self.get_fully_qualified_name()}: images", model_id, 0,
                 f"{state}: not taking images", {"lifecycle_state": state, **stats, "model_id": model_id}))
             return
-        recent = sorted(list(self.latencies_ms)[-max(1, round(rates["processed"])):]) if rates["processed"] else []
-        p50, p95 = (recent[len(recent) // 2], recent[min(len(recent) - 1, int(0.95 * len(recent)))]) if recent \
-            else (0.0, 0.0)
+        p50, p95 = recent_latency(self.latencies_ms, round(rates["processed"]))
         period = self._lost.period_s
         camera_hz = 1.0 / period if period else 0.0
-        problems = []
-        silence = self._health.silence_s()
-        if silence > self.stale_after_s:
-            problems.append((WARN, f"no image for {silence:.0f} s" if self.received else
-                             f"no image received yet ({silence:.0f} s)"))
-        elif camera_hz and rates["received"] + rates["lost"] > 0 and \
-                rates["lost"] > 0.2 * (rates["received"] + rates["lost"]):
-            problems.append((WARN, f"received {rates['received']:.1f} of the camera's {camera_hz:.1f} frames/s "
-                                   "(frames lost before the node: transport? config/fastdds_large_images.xml)"))
-        if rates["malformed"] > 0 and rates["processed"] == 0:
-            problems.append((ERROR, "every image of the last second was malformed (see the node's log)"))
-        if rates["invalid"] > 0:
-            problems.append((ERROR, "the model's output is NaN or inf: nothing published (weights? see the log)"))
-        if p95 > self.latency_budget_ms:
-            problems.append((WARN, f"latency p95 {p95:.0f} ms over latency_budget_ms={self.latency_budget_ms:g}"))
-        level, message = level_and_message(problems)
+        level, message = image_status(rates, self.received, self._health.silence_s(), self.stale_after_s, camera_hz,
+                                      p95, self.latency_budget_ms)
         values = {"lifecycle_state": state, "received_rate_hz": rates["received"],
                   "processed_rate_hz": rates["processed"], "camera_rate_hz": camera_hz, **stats,
                   "latency_p50_ms": p50, "latency_p95_ms": p95, "model_id": model_id,

@@ -43,11 +43,12 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
+from ..health import RateMeter
 from ..imaging import rgb_to_image_fields
 from ..sim.camera import SIM_EPOCH_NS, camera_pose, pinhole_intrinsics, sim_stamp_ns
 from ..sim.episodes import EpisodeConfig, EpisodeScript
 from ..sim.ground_truth import truth_record
-from .common import Param, RateMeter, declare_params, run_node, update_problem
+from .common import Param, declare_params, run_node, update_problem
 
 try:  # rosgraph_msgs ships with every ROS 2 install, but stay explicit
     from rosgraph_msgs.msg import Clock as ClockMsg
