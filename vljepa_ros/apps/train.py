@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from ..checkpoint import save_checkpoint
+from ..config_files import ConfigError, dataclass_from, read_yaml
 from ..data.dataset import Dataset
 from ..data.features import load_features
 from ..data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks
@@ -75,13 +75,8 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str) -> TrainConfig:
-        with open(path) as f:
-            raw = yaml.safe_load(f) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        return cls(**raw)
+        """The config of a YAML file; ConfigError naming the file and key on any problem."""
+        return dataclass_from(cls, path, read_yaml(path))
 
 
 def _merge(base: dict, overrides: dict) -> dict:
@@ -349,7 +344,10 @@ def main(argv=None) -> int:
     parser.add_argument("--export", help="override the export directory ('' = none)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    cfg = TrainConfig.from_yaml(args.config)
+    try:
+        cfg = TrainConfig.from_yaml(args.config)
+    except ConfigError as e:
+        parser.exit(2, f"vljepa-train: {e}\n")
     for key in ("device", "steps", "data", "out", "export"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key) or None)

@@ -15,6 +15,7 @@ import os
 import time
 
 from .. import __version__
+from ..config_files import ConfigError, check_keys, read_yaml
 from ..sim.captions import (
     action_paraphrases,
     action_text,
@@ -103,12 +104,15 @@ def render_episode(job: tuple) -> tuple[str, int, int]:
 
 def read_config(path: str) -> dict:
     """The ``episodes`` mapping of a YAML config. A config may name a ``base``
-    (a path relative to itself) and list only what differs from it."""
-    import yaml
-
-    with open(path) as f:
-        d = yaml.safe_load(f) or {}
-    episodes = dict(d.get("episodes", {}))
+    (a path relative to itself) and list only what differs from it. A
+    misspelt key is a ConfigError naming the file, not silently the default."""
+    d = read_yaml(path)
+    check_keys(path, d, ("base", "episodes"))
+    episodes = d.get("episodes") or {}
+    if not isinstance(episodes, dict):
+        raise ConfigError(f"{path}: 'episodes' must be a mapping of EpisodeConfig fields")
+    check_keys(path, episodes, EpisodeConfig.__dataclass_fields__, "episodes")
+    episodes = dict(episodes)
     if "base" in d:
         base = read_config(os.path.join(os.path.dirname(path), d["base"]))
         episodes = {**base, **episodes}
@@ -234,11 +238,15 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.image_size < 16 or a.image_size > 640:
         ap.error("--image-size must be in [16, 640]")
+    try:
+        config = load_config(a.config)
+    except ConfigError as e:
+        ap.exit(2, f"{ap.prog}: {e}\n")
     meta = generate(
         a.out,
         {"train": a.episodes_train, "val": a.episodes_val, "test": a.episodes_test},
         seed=a.seed, image_size=a.image_size, fps=a.fps, workers=a.workers,
-        config=load_config(a.config), max_frames=a.max_frames, compress_level=a.compress_level,
+        config=config, max_frames=a.max_frames, compress_level=a.compress_level,
     )
     nfr = sum(c["frames"] for c in meta["counts"].values())
     print(f"wrote {a.out}: {nfr} frames, "
