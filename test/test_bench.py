@@ -148,7 +148,11 @@ def test_rss_slope_is_the_least_squares_growth_after_the_first_minute():
     assert abs(rss_slope_mb_per_hour(flat)) < 1e-6  # the start-up growth is left out
     growing = [{"t": t, "rss_kb": 800 * 1024 + t * 1024 / 36} for t in range(0, 3600, 5)]  # +100 MB/h
     assert abs(rss_slope_mb_per_hour(growing) - 100.0) < 0.5
-    assert rss_slope_mb_per_hour(growing[:15]) != rss_slope_mb_per_hour(growing[:15])  # NaN: too few samples
+    assert math.isnan(rss_slope_mb_per_hour(growing[:15]))  # too few samples
+    # from the first processed frame on: a node that waits 20 min for its camera has a flat start
+    late = [dict(s, processed=int(s["t"] >= 1200)) for s in growing]
+    assert abs(rss_slope_mb_per_hour(late, 600.0, "processed") - 100.0) < 0.5
+    assert len([s for s in late if s["t"] >= 1800]) > 10
 
 
 def test_backends_table_gives_ratios_to_torch_and_names_what_was_skipped(monkeypatch):
@@ -175,4 +179,3 @@ def test_backends_table_gives_ratios_to_torch_and_names_what_was_skipped(monkeyp
     # an engine that is not installed is skipped with the reason, without loading anything
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert "not installed" in backends._available("openvino", None, log=lambda m: None)
-    assert backends._available("torch", None) is None

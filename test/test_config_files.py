@@ -13,6 +13,8 @@ from vljepa_ros.data.generate import load_config
     ("fpsx: 3\n", ["unknown key fpsx"]),                      # a top-level typo: was silently ignored
     ("episodes:\n  fsp: 3\n", ["unknown key fsp", "under 'episodes'"]),
     ("- a list\n", ["top level must be a mapping"]),
+    ("episodes:\n  fps: fast\n", ["episodes.fps: 'fast' is not a number"]),
+    ("episodes:\n  cam_azimuth_train_outer_p: 2.0\n", ["cam_azimuth_train_outer_p"]),  # EpisodeConfig's own check
 ])
 def test_bad_data_configs_name_the_file(tmp_path, text, words):
     f = tmp_path / "world.yaml"

@@ -29,6 +29,9 @@ def ros():
     ("perception_node", ["threads:=0"], ["threads=0 is outside [1, 64]"]),
     ("perception_node", ["state_bank:=['a mug', '']"], ["state_bank: phrases must be non-empty strings"]),
     ("perception_node", ["state_query:=" + "x" * 1001], ["state_query has 1001 characters; at most 1000"]),
+    # a bad combination is refused before any model is loaded (the default hysteresis is 0.025)
+    ("perception_node", ["threshold:=0.02"], ["hysteresis must be in [0, threshold=0.02), got 0.025"]),
+    ("decoder_node", ["threshold:=0.02", "autostart:=false"], ["hysteresis must be in [0, threshold=0.02)"]),
     ("perception_node", ["model_path:=~/no_such_model_dir"],  # '~' expanded: the error names the real path
      [os.path.join(os.path.expanduser("~"), "no_such_model_dir") + ": checkpoint directory does not exist"]),
     ("decoder_node", ["model_path:=~/no_such_model_dir"],

@@ -43,8 +43,18 @@ def check_keys(path, mapping: dict, allowed, where: str = "") -> None:
 
 def dataclass_from(cls, path, mapping: dict, where: str = ""):
     """``cls(**mapping)`` for a dataclass whose defaults fix the field types:
-    unknown keys and values of another type (an integer is fine for a float)
-    are ConfigErrors naming the file and the key."""
+    unknown keys, values of another type (an integer is fine for a float) and
+    values the class refuses are ConfigErrors naming the file and the key."""
+    check_fields(cls, path, mapping, where)
+    try:
+        return cls(**mapping)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def check_fields(cls, path, mapping: dict, where: str = "") -> None:
+    """The keys of ``mapping`` are fields of the dataclass ``cls`` and each value
+    is of its default's kind; else ConfigError naming the file and the key."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     check_keys(path, mapping, fields, where)
     for key, value in mapping.items():
@@ -54,7 +64,6 @@ def dataclass_from(cls, path, mapping: dict, where: str = ""):
         if default is not None and value is not None and not _same_kind(default, value):
             raise ConfigError(f"{path}: {where + '.' if where else ''}{key}: {value!r} is not "
                               f"{_kind(default)} like its default {default!r}")
-    return cls(**mapping)
 
 
 def _same_kind(default: Any, value: Any) -> bool:

@@ -62,6 +62,11 @@ class LostFrames:
         self.max_gap_s = max_gap_s
         self.lost = 0
 
+    def restart(self) -> None:
+        """A new stream (the node re-activated): forget the gaps, keep the count."""
+        self._gaps.clear()
+        self._last = None
+
     @property
     def period_s(self) -> float | None:
         return float(np.median(self._gaps)) if len(self._gaps) >= 5 else None

@@ -35,3 +35,17 @@ def machine_line(info: dict | None = None) -> str:
     info = info or machine_info()
     return (f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
             f"{info['date']}")
+
+
+def proc_status_kb(pid: int | str = "self") -> dict:
+    """VmRSS / VmHWM (peak RSS) of a process in kB, from /proc/<pid>/status."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out

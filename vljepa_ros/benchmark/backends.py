@@ -40,25 +40,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reporting import cpu_model
-from ..runtime import BACKENDS
+from ..reporting import cpu_model, proc_status_kb
+from ..runtime import BACKENDS, load_backend
 
 
 def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    kb = proc_status_kb().get("VmHWM")
+    return kb / 1024 if kb is not None else float("nan")
 
 
 def _load(backend: str, model: str | None):
-    if backend == "torch":
-        from ..checkpoint import load_model
-
-        return load_model(model)
-    from ..runtime.onnx_model import load_onnx_checkpoint
-
-    return load_onnx_checkpoint(model, backend, threads=1)
+    return load_backend(backend, model, threads=1, auto_export=False)  # the node's loader; the parent exported
 
 
 def child_perception(backend: str, model: str | None, frames_file: str, rate: float) -> dict:
@@ -170,14 +162,25 @@ def run_backends(model: str | None = None, backends=BACKENDS, frames: int = 225,
         del pipe
         np.savez(ffile, frames=np.stack(rendered), embeddings=np.stack(embs[:: max(1, len(embs) // 12)][:12]))
         arg = model or "-"
+
+        def child(args: list[str]) -> dict | None:
+            try:
+                return _run_child(args)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:  # one backend failing keeps the others
+                skipped[f"{args[1]} ({args[0]})"] = f"failed: {str(e).strip().splitlines()[-1][:300]}"
+                log(f"backends: {args[1]} {args[0]} failed: {e}")
+                return None
+
         for rate in rates:
             for b in run:
-                r = _run_child(["perception", b, arg, ffile, str(rate)])
-                log(f"backends: {b} {rate:g} Hz: p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} "
-                    f"ms, {r['processed']}/{r['frames']} processed, peak RSS {r['peak_rss_mb']:.0f} MB")
-                results["perception"].append(r)
+                if (r := child(["perception", b, arg, ffile, str(rate)])) is not None:
+                    log(f"backends: {b} {rate:g} Hz: p50 {r['latency_p50_ms']:.1f} ms, p95 "
+                        f"{r['latency_p95_ms']:.1f} ms, {r['processed']}/{r['frames']} processed, peak RSS "
+                        f"{r['peak_rss_mb']:.0f} MB")
+                    results["perception"].append(r)
         for b in run:
-            results["decoder"].append(_run_child(["decoder", b, arg, ffile]))
+            if (r := child(["decoder", b, arg, ffile])) is not None:
+                results["decoder"].append(r)
     results["loadavg_end"] = os.getloadavg()[0]
     return results
 

@@ -15,7 +15,7 @@ import os
 import time
 
 from .. import __version__
-from ..config_files import ConfigError, check_keys, read_yaml
+from ..config_files import ConfigError, check_fields, check_keys, read_yaml
 from ..sim.captions import (
     action_paraphrases,
     action_text,
@@ -111,7 +111,7 @@ def read_config(path: str) -> dict:
     episodes = d.get("episodes") or {}
     if not isinstance(episodes, dict):
         raise ConfigError(f"{path}: 'episodes' must be a mapping of EpisodeConfig fields")
-    check_keys(path, episodes, EpisodeConfig.__dataclass_fields__, "episodes")
+    check_fields(EpisodeConfig, path, episodes, "episodes")
     episodes = dict(episodes)
     if "base" in d:
         base = read_config(os.path.join(os.path.dirname(path), d["base"]))
@@ -120,7 +120,14 @@ def read_config(path: str) -> dict:
 
 
 def load_config(path: str | None) -> EpisodeConfig:
-    return EpisodeConfig.from_dict(read_config(path)) if path else EpisodeConfig()
+    if not path:
+        return EpisodeConfig()
+    try:
+        return EpisodeConfig.from_dict(read_config(path))
+    except (TypeError, ValueError) as e:  # EpisodeConfig's own checks (a probability over 1, ...)
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def dir_size(path: str) -> int:

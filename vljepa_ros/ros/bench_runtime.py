@@ -7,9 +7,10 @@
 
 ``soak`` (``make soak``) runs the three processes for ``--duration-s`` at one
 camera rate and size, with the shipped large-image DDS profile, samples each
-node's RSS every 0.5 s and prints the RSS slope (MB/hour, least squares over
-the samples after the first minute), latency p95 per tenth of the run and the
-frame accounting; the report goes to ``--out`` (JSON).
+node's RSS every 5 s and prints the RSS slope (MB/hour, least squares from 10
+minutes after the first processed frame, when the node's bounded latency
+buffers are full), the latency of the last 10,000 frames and the frame
+accounting; the report goes to ``--out`` (JSON).
 
 ``perception`` / ``decoder`` construct the real ``PerceptionNode`` /
 ``DecoderNode`` and spin them exactly as their ``main()`` does (a
@@ -42,26 +43,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..reporting import proc_status_kb
 from .launch_support import DECODER_REMAPS
 
 IMAGE_TOPIC = "/camera/image_raw"
 EMBEDDING_TOPIC = "/" + DECODER_REMAPS["embedding"]
 WARMUP_FRAMES = 15
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def proc_status_kb(pid: int | str = "self") -> dict:
-    """VmRSS / VmHWM (peak RSS) of a process in kB, from /proc/<pid>/status."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    key, value = line.split(":", 1)
-                    out[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return out
 
 
 class _Sampler(threading.Thread):
@@ -113,7 +101,7 @@ def role_perception(args, ros_args: list[str]) -> int:
 
     rclpy.init(args=ros_args)
     node = PerceptionNode()
-    sampler = _Sampler(lambda: node.stats())
+    sampler = _Sampler(lambda: node.stats(), args.sample_s)
     sampler.start()
 
     def dump():
@@ -136,7 +124,7 @@ def role_decoder(args, ros_args: list[str]) -> int:
     rclpy.init(args=ros_args)
     node = DecoderNode()
     counters = lambda: {"embeddings_seen": node.embeddings_seen, "events": node.events}  # noqa: E731
-    sampler = _Sampler(counters)
+    sampler = _Sampler(counters, args.sample_s)
     sampler.start()
 
     def dump():
@@ -292,7 +280,7 @@ def summarise(rate: float, size: int, cam: dict, per: dict, dec: dict, warmup: i
 
 def run_config(rate: float, size: int, frames: int, *, data_root: str, split: str, model_path: str,
                log_dir: str, preload: int = 700, env: dict | None = None, width: int = 0, height: int = 0,
-               raw: bool = False) -> dict:
+               raw: bool = False, sample_s: float = 0.5) -> dict:
     """One run of the three processes; the summary (``raw``: the per-process JSON too)."""
     os.makedirs(log_dir, exist_ok=True)
     tag = f"{rate:g}hz-{f'{width}x{height}' if width else size}px-{frames}"
@@ -310,10 +298,10 @@ def run_config(rate: float, size: int, frames: int, *, data_root: str, split: st
     logs = {r: open(os.path.join(log_dir, f"{tag}-{r}.log"), "w") for r in files}
     try:
         procs["perception"] = subprocess.Popen(
-            py + ["perception", "--out", files["perception"], "--stop-file", stop] + common
+            py + ["perception", "--out", files["perception"], "--stop-file", stop, "--sample-s", str(sample_s)] + common
             + ["-r", f"image:={IMAGE_TOPIC}"], env=env, stdout=logs["perception"], stderr=subprocess.STDOUT)
         procs["decoder"] = subprocess.Popen(
-            py + ["decoder", "--out", files["decoder"], "--stop-file", stop] + common
+            py + ["decoder", "--out", files["decoder"], "--stop-file", stop, "--sample-s", str(sample_s)] + common
             + [a for src, dst in DECODER_REMAPS.items() for a in ("-r", f"{src}:=/{dst}")],
             env=env, stdout=logs["decoder"], stderr=subprocess.STDOUT)
         procs["camera"] = subprocess.Popen(
@@ -388,60 +376,100 @@ def run_runtime_benchmark(data_root: str, split: str = "test", model_path: str =
             "long_run_frames": longest["published"] if longest else 0}
 
 
-def rss_slope_mb_per_hour(samples: list[dict], skip_s: float = 60.0) -> float:
+SOAK_SAMPLE_S = 5.0  # one RSS sample per 5 s: the sampler's own list grows by 720 small dicts an hour (<0.5 MB)
+SOAK_FIT_AFTER_S = 600.0  # the fit starts 10 min after the first processed frame: the node's 10,000-entry
+                          # latency buffers are full by then (they grow ~4 MB while filling)
+
+
+def rss_slope_mb_per_hour(samples: list[dict], skip_s: float = 60.0, start_key: str | None = None) -> float:
     """Least-squares slope of a process's RSS samples ({"t": s, "rss_kb": kB})
-    after the first ``skip_s`` (model load and the allocator's first growth),
-    in MB per hour; NaN with fewer than 10 samples."""
-    kept = [(s["t"], s["rss_kb"] / 1024) for s in samples if s["t"] >= skip_s and s.get("rss_kb")]
+    from ``skip_s`` after the first sample (or, with ``start_key``, after the
+    first sample where that counter is > 0: the first processed frame), in MB
+    per hour; NaN with fewer than 10 samples."""
+    started = [s["t"] for s in samples if start_key is None or s.get(start_key, 0) > 0]
+    if not started:
+        return float("nan")
+    kept = [(s["t"], s["rss_kb"] / 1024) for s in samples if s["t"] >= started[0] + skip_s and s.get("rss_kb")]
     if len(kept) < 10:
         return float("nan")
     t, mb = np.asarray(kept).T
     return float(np.polyfit(t, mb, 1)[0] * 3600.0)
 
 
-def run_soak(duration_s: float, rate: float, width: int, height: int, *, data_root: str, split: str = "test",
-             model_path: str = "", log_dir: str = "reports/soak") -> dict:
-    """The soak: one long run with the large-image DDS profile (README, "real cameras")."""
-    env = child_env()
-    env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_large_images.xml"))
-    frames = int(duration_s * rate)
-    t0 = time.time()
-    r = run_config(rate, 0, frames, data_root=data_root, split=split, model_path=model_path, log_dir=log_dir,
-                   env=env, width=width, height=height, raw=True, preload=300)  # 300 frames: 276 MB at 640x480
-    if "error" in r:
-        return r
-    raw = r.pop("raw")
-    per, dec = raw["perception"], raw["decoder"]
+def _soak_files(log_dir: str) -> dict:
+    found = {r: sorted(Path(log_dir).glob(f"*-{r}.json")) for r in ("camera", "perception", "decoder")}
+    if not all(found.values()):
+        raise FileNotFoundError(f"{log_dir}: no soak run's camera / perception / decoder JSON here")
+    return {r: json.loads(files[-1].read_text()) for r, files in found.items()}
+
+
+def summarise_soak(raw: dict, rate: float, width: int, height: int) -> dict:
+    """The soak report from the three processes' JSON (``run_config(raw=True)``)."""
+    cam, per, dec = raw["camera"], raw["perception"], raw["decoder"]
+    stats = per["stats"]
     lat = per["latencies_ms"]  # the last 10,000 frames (the node keeps those)
     tenths = np.array_split(np.asarray(lat), 10) if len(lat) >= 10 else []
-    rss = {role: [round(s["t"]), round(s["rss_kb"] / 1024, 1)] for role, d in (("perception", per), ("decoder", dec))
-           for s in d["samples"][-1:]}
-    return {**r, "width": width, "height": height, "duration_s": duration_s, "seconds": round(time.time() - t0, 1),
-            "perception_rss_slope_mb_per_h": rss_slope_mb_per_hour(per["samples"]),
-            "decoder_rss_slope_mb_per_h": rss_slope_mb_per_hour(dec["samples"]),
-            "perception_rss_mb_every_5_min": [round(s["rss_kb"] / 1024, 1) for s in per["samples"][::600]],
-            "decoder_rss_mb_every_5_min": [round(s["rss_kb"] / 1024, 1) for s in dec["samples"][::600]],
-            "last_sample": rss,
-            "latency_p95_ms_per_tenth_of_last_10k": [round(_pct(x, 95), 1) for x in tenths],
+    every = max(1, round(300.0 / (per["samples"][1]["t"] - per["samples"][0]["t"]))) if len(per["samples"]) > 1 else 1
+    accounted = sum(stats.get(k, 0) for k in ("processed", "dropped", "malformed", "stale", "rate_skipped", "invalid"))
+    return {
+        "rate_hz": rate, "width": width, "height": height,
+        "published": cam["published"], "camera_duration_s": cam["duration_s"], "camera_achieved_hz": cam["achieved_hz"],
+        "perception_stats": stats, "received": stats["received"],
+        "not_received": cam["published"] - stats["received"],  # published, never reached the node (DDS)
+        "accounted": accounted,  # processed + dropped + malformed + stale + rate_skipped + invalid
+        "processed_fps": stats["processed"] / cam["duration_s"] if cam["duration_s"] > 0 else 0.0,
+        "latency_p50_ms_last_10k": _pct(lat, 50), "latency_p95_ms_last_10k": _pct(lat, 95),
+        "latency_p95_ms_per_tenth_of_last_10k": [round(_pct(x, 95), 1) for x in tenths],
+        "perception_peak_rss_mb": per["status_kb"].get("VmHWM", 0) / 1024,
+        "decoder_peak_rss_mb": dec["status_kb"].get("VmHWM", 0) / 1024,
+        "rss_fit_after_first_frame_s": SOAK_FIT_AFTER_S,
+        "perception_rss_slope_mb_per_h": rss_slope_mb_per_hour(per["samples"], SOAK_FIT_AFTER_S, "processed"),
+        "decoder_rss_slope_mb_per_h": rss_slope_mb_per_hour(dec["samples"], SOAK_FIT_AFTER_S, "embeddings_seen"),
+        "perception_rss_mb_every_5_min": [round(s["rss_kb"] / 1024, 1) for s in per["samples"][::every]],
+        "decoder_rss_mb_every_5_min": [round(s["rss_kb"] / 1024, 1) for s in dec["samples"][::every]],
+        "embeddings_seen_by_decoder": dec["embeddings_seen"], "events": dec["events"],
+    }
+
+
+def run_soak(duration_s: float, rate: float, width: int, height: int, *, data_root: str, split: str = "test",
+             model_path: str = "", log_dir: str = "reports/soak", summarise_only: bool = False) -> dict:
+    """The soak: one long run with the large-image DDS profile (README, "real cameras");
+    ``summarise_only``: report the last run kept in ``log_dir`` again."""
+    env = child_env()
+    env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_large_images.xml"))
+    if not summarise_only:
+        r = run_config(rate, 0, int(duration_s * rate), data_root=data_root, split=split, model_path=model_path,
+                       log_dir=log_dir, env=env, width=width, height=height, raw=True, sample_s=SOAK_SAMPLE_S,
+                       preload=300)  # 300 frames: 276 MB at 640x480
+        if "error" in r:
+            return r
+    return {**summarise_soak(_soak_files(log_dir), rate, width, height),
             "dds_profile": env["FASTRTPS_DEFAULT_PROFILES_FILE"]}
 
 
 def soak_main(args) -> int:
-    print(f"soak: camera {args.rate:g} Hz, {args.width}x{args.height}, {args.duration_s:.0f} s ...", flush=True)
+    if not args.summarise_only:
+        print(f"soak: camera {args.rate:g} Hz, {args.width}x{args.height}, {args.duration_s:.0f} s ...", flush=True)
     r = run_soak(args.duration_s, args.rate, args.width, args.height, data_root=args.data, split=args.split,
-                 model_path=args.model_path, log_dir=os.path.join(os.path.dirname(args.out) or ".", "soak"))
+                 model_path=args.model_path, log_dir=os.path.join(os.path.dirname(args.out) or ".", "soak"),
+                 summarise_only=args.summarise_only)
     if "error" in r:
         print(f"soak: {r['error']}", file=sys.stderr)
         return 1
     _write_json(args.out, r)
-    print(f"soak: {r['published']} frames published in {r['duration_s']:.0f} s at {r['camera_achieved_hz']:.1f} Hz; "
-          f"received {r['received']}, processed {r['processed']} ({r['processed_fps']:.1f} fps), dropped "
-          f"{r['dropped']}, lost {r['lost']}, malformed {r['malformed']}; latency p50 {r['latency_p50_ms']:.1f} ms, "
-          f"p95 {r['latency_p95_ms']:.1f} ms (last 10,000 frames); events {r['events']}", flush=True)
+    st = r["perception_stats"]
+    print(f"soak: {r['published']} frames published in {r['camera_duration_s']:.0f} s at "
+          f"{r['camera_achieved_hz']:.1f} Hz; perception_node received {r['received']} ({r['not_received']} never "
+          f"arrived): processed {st['processed']} ({r['processed_fps']:.1f} fps), dropped {st['dropped']} (replaced "
+          f"while busy), malformed {st['malformed']}, stale {st['stale']}, rate-skipped {st['rate_skipped']}, "
+          f"invalid {st.get('invalid', 0)}: {r['accounted']} accounted for; lost by stamp gaps {st['lost']}; "
+          f"{r['events']} events", flush=True)
+    print(f"soak: latency p50 {r['latency_p50_ms_last_10k']:.1f} ms, p95 {r['latency_p95_ms_last_10k']:.1f} ms "
+          "(the last 10,000 frames)", flush=True)
     print(f"soak: RSS slope perception {r['perception_rss_slope_mb_per_h']:+.1f} MB/h, decoder "
-          f"{r['decoder_rss_slope_mb_per_h']:+.1f} MB/h (after the first minute); peak RSS perception "
-          f"{r['perception_peak_rss_mb']:.0f} MB, decoder {r['decoder_peak_rss_mb']:.0f} MB; report {args.out}",
-          flush=True)
+          f"{r['decoder_rss_slope_mb_per_h']:+.1f} MB/h (least squares from {SOAK_FIT_AFTER_S:.0f} s after the "
+          f"first frame); peak RSS perception {r['perception_peak_rss_mb']:.0f} MB, decoder "
+          f"{r['decoder_peak_rss_mb']:.0f} MB; report {args.out}", flush=True)
     return 0
 
 
@@ -458,6 +486,7 @@ def main(argv=None) -> int:
         p = sub.add_parser(role)
         p.add_argument("--out", required=True)
         p.add_argument("--stop-file", required=True)
+        p.add_argument("--sample-s", type=float, default=0.5, help="counters and RSS sampled this often")
     p = sub.add_parser("camera")
     p.add_argument("--out", required=True)
     p.add_argument("--rate", type=float, default=15.0)
@@ -479,6 +508,7 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--model-path", default="")
     p.add_argument("--out", default="reports/soak.json")
+    p.add_argument("--summarise-only", action="store_true", help="report the last run kept in reports/soak/ again")
     args = parser.parse_args(argv)
     if args.role == "soak":
         return soak_main(args)

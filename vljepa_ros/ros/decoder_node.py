@@ -88,6 +88,7 @@ class DecoderNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         p = declare_params(self, PARAMS)  # bad values raise here, before any model is loaded
+        change_config(p)  # and a bad combination (hysteresis >= threshold) too
         self.pose_frame = p["camera_pose_frame"]
         self.stream: EventStream | None = None
         self.configure_error: str | None = None
@@ -129,12 +130,13 @@ class DecoderNode(LifecycleNode):
             checkpoint = load_backend(p["backend"], model_path, log=self.get_logger().info)
             stream = EventStream(checkpoint, p["decode_mode"], change_config(p), bank_value(p["text_bank"]),
                                  p["action_match_s"], p["action_wait_s"])
-        except (BackendError, ValueError) as e:
-            self.configure_error = f"cannot load the model (model_path={p['model_path']!r}): {e}"
+            self.warm_up_ms = stream.warm_up()  # the first event does not wait for lazy set-up
+        except Exception as e:  # noqa: BLE001 - rclpy would swallow it; the reason must reach the log
+            reason = str(e) if isinstance(e, (BackendError, ValueError)) else f"{type(e).__name__}: {e}"
+            self.configure_error = f"cannot load the model (model_path={p['model_path']!r}): {reason}"
             if not self.autostarting:  # else raised at start-up: one FATAL line
                 self.get_logger().error(self.configure_error)
             return TransitionCallbackReturn.FAILURE
-        self.warm_up_ms = stream.warm_up()  # the first event does not wait for lazy set-up
         self.model_id, self.embed_dim = checkpoint.model_id, checkpoint.model.cfg.embed_dim
         self.stream, self.configure_error = stream, None
         self.get_logger().info(f"model {self.model_id}; decode mode '{stream.mode}'; threshold "
@@ -164,20 +166,24 @@ class DecoderNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
-    def _unsubscribe(self) -> None:
-        if self._subs and self.stream is not None:
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._release()  # a transition raised: back to unconfigured with nothing left running
+        return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self, flush: bool = True) -> None:
+        if flush and self._subs and self.stream is not None:
             self._publish(self.stream.flush())  # an event waiting for its notes is not lost
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
 
-    def _release(self) -> None:
-        self._unsubscribe()
-        self.stream = None
+    def _release(self, flush: bool = True) -> None:
+        self._unsubscribe(flush)
+        self.stream, self.model_id, self.embed_dim = None, "", 0
         gc.collect()
 
     def destroy_node(self):
-        self._release()
+        self._release(flush=self.context.ok())  # after Ctrl-C the context is gone: nothing can be published
         return super().destroy_node()
 
     # ---- parameters and inputs ---------------------------------------------------

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from ..config_files import ConfigError, read_yaml
+
 # decoder_node's inputs, remapped to perception_node's private topics: one table
 # for the launch file, bringup and the runtime benchmark
 DECODER_REMAPS = {
@@ -83,13 +85,11 @@ def read_params_file(path) -> dict[str, dict]:
     """{node-name pattern: {parameter: value}} of a ROS 2 parameter file."""
     path = Path(str(path)).expanduser()
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise LaunchArgumentError(f"params_file {str(path)!r}: cannot read it ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise LaunchArgumentError(f"params_file {str(path)!r} is not valid YAML: {e}") from None
+        data = read_yaml(path)
+    except ConfigError as e:
+        raise LaunchArgumentError(f"params_file {e}") from None
     sections = {}
-    for key, body in (data or {}).items():
+    for key, body in data.items():
         if not isinstance(body, dict) or not isinstance(body.get("ros__parameters"), dict):
             raise LaunchArgumentError(f"params_file {str(path)!r}: section {key!r} has no 'ros__parameters:' "
                                       "mapping (not a ROS 2 parameter file?)")

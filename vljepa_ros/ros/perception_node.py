@@ -141,6 +141,7 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         p = declare_params(self, PARAMS)  # bad values raise here, before any model is loaded
+        change_config(p)  # and a bad combination (hysteresis >= threshold) too
         self.pipeline: PerceptionPipeline | None = None
         self.configure_error: str | None = None
         self.autostarting = False
@@ -203,14 +204,15 @@ class PerceptionNode(LifecycleNode):
                                  threads=p["threads"], action_outcome_weight=p["action_outcome_weight"],
                                  read_state=p["read_state"], action_from_readings=p["action_from_readings"]),
                 state_bank=bank_value(p["state_bank"]), action_bank=bank_value(p["action_bank"]))
-        except (BackendError, ValueError) as e:
-            self.configure_error = f"cannot load the model (model_path={p['model_path']!r}): {e}"
+            if p["state_query"]:
+                pipeline.set_state_query(p["state_query"])
+            self.warm_up_ms = pipeline.warm_up()  # before subscribing: the first frames are not lost
+        except Exception as e:  # noqa: BLE001 - rclpy would swallow it; the reason must reach the log
+            reason = str(e) if isinstance(e, (BackendError, ValueError)) else f"{type(e).__name__}: {e}"
+            self.configure_error = f"cannot load the model (model_path={p['model_path']!r}): {reason}"
             if not self.autostarting:  # else raised at start-up: one FATAL line
                 self.get_logger().error(self.configure_error)
             return TransitionCallbackReturn.FAILURE
-        if p["state_query"]:
-            pipeline.set_state_query(p["state_query"])
-        self.warm_up_ms = pipeline.warm_up()  # before subscribing: the first frames are not lost
         _bound_text_cache(pipeline, p["text_cache_mb"])
         self.pipeline, self.configure_error = pipeline, None
         self._frames = LatestFrameWorker(self._process, self._on_frame_error, name="perception_worker")
@@ -221,7 +223,8 @@ class PerceptionNode(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.pipeline.reset()  # a fresh stream: no window spans the time the node was inactive
-        self._last_processed_s, self._lost = None, LostFrames()
+        self._last_processed_s, self._skipped_since_publish = None, 0
+        self._lost.restart()  # gaps are not counted across the inactive time (the count is kept)
         self._health = Health()  # silence and rates count from now
         self._image_sub = self.create_subscription(self._image_type, self._image_topic, self._on_image,
                                                    SENSOR_QOS_LATEST)
@@ -241,12 +244,16 @@ class PerceptionNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._release()  # a transition raised: back to unconfigured with nothing left running
+        return TransitionCallbackReturn.SUCCESS
+
     def _unsubscribe(self) -> None:
         if self._image_sub is not None:
             self.destroy_subscription(self._image_sub)
             self._image_sub = None
-        if self._frames is not None:
-            self._frames.discard()  # the frame being processed is published; a waiting one is not
+        if self._frames is not None and not self._frames.discard():  # a waiting frame is forgotten
+            self.get_logger().warn("the frame being processed took over 5 s; unsubscribed anyway")
 
     def _release(self) -> None:
         """Unsubscribe and free the model (cleanup, shutdown, destroy)."""
@@ -255,8 +262,7 @@ class PerceptionNode(LifecycleNode):
             self._frames.close()
             self._dropped_before += self._frames.dropped
             self._frames = None
-        with self._text_lock:
-            self.pipeline = None
+        self.pipeline = None  # a bank being encoded holds its own reference and finds None afterwards
         gc.collect()
 
     # ---- parameters --------------------------------------------------------------
@@ -326,7 +332,7 @@ class PerceptionNode(LifecycleNode):
         self.received += 1
         # inference is behind when a waiting frame is replaced (counted as dropped)
         frames = self._frames
-        if frames is not None:  # None: a frame delivered while the node was cleaned up
+        if frames is not None:  # None only after cleanup (the subscription is gone by then)
             self._skipped_since_publish += lost + frames.put((msg, received_at))
 
     def _check_stamp(self, msg) -> None:
@@ -357,6 +363,9 @@ class PerceptionNode(LifecycleNode):
 
     def _process(self, item) -> None:
         msg, received_at = item
+        pipeline = self.pipeline  # once: cleanup may drop it while a slow frame finishes
+        if pipeline is None:
+            return
         stamp = self._stamps.add(msg.header.stamp)
         if jumped_back(stamp, self._last_processed_s):
             self.get_logger().info("camera time jumped back (bag replayed?): restarting the stream")
@@ -374,7 +383,7 @@ class PerceptionNode(LifecycleNode):
             return
         t_conv = time.perf_counter()
         try:
-            result = self.pipeline.process(rgb, stamp)
+            result = pipeline.process(rgb, stamp)
         except NonFiniteOutput as e:
             self.invalid += 1
             self.get_logger().error(f"{e} ({self.invalid} frames so far)", throttle_duration_sec=5.0)
@@ -386,7 +395,7 @@ class PerceptionNode(LifecycleNode):
             return
         self._last_processed_s = stamp
         header = msg.header  # stamp and frame_id of the newest frame, from the camera
-        model_id = self.pipeline.model_id
+        model_id = pipeline.model_id
         embedding = result.embedding.tolist()
         # the reading and the action first: decoder_node holds an event until they arrive
         if result.reading is not None:
@@ -402,7 +411,7 @@ class PerceptionNode(LifecycleNode):
                 probabilities=a.ranked.probabilities, model_id=model_id))
         self.embedding_pub.publish(SemanticEmbedding(
             header=header, window_start=self._stamps.get(result.window_start), window_frames=result.window_frames,
-            frames_skipped=self._skipped_since_publish, query=self.pipeline.world.queries.state,
+            frames_skipped=self._skipped_since_publish, query=pipeline.world.queries.state,
             model_id=model_id, embedding=embedding))
         published_at = time.perf_counter()
         self._skipped_since_publish = 0
@@ -507,7 +516,7 @@ class PerceptionNode(LifecycleNode):
                 self, f"{self.get_fully_qualified_name()}: images", model_id, 0,
                 f"{state}: not taking images", {"lifecycle_state": state, **stats, "model_id": model_id}))
             return
-        p50, p95 = recent_latency(self.latencies_ms, round(rates["processed"]))
+        p50, p95 = recent_latency(self.latencies_ms, max(1, round(rates["processed"])) if rates["processed"] else 0)
         period = self._lost.period_s
         camera_hz = 1.0 / period if period else 0.0
         level, message = image_status(rates, self.received, self._health.silence_s(), self.stale_after_s, camera_hz,
