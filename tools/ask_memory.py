@@ -6,6 +6,7 @@ node's RSS every ``--every`` calls and the slope of the second half.
 
     python tools/ask_memory.py --calls 10000 --candidates 200      # the issue's measure (hours on 2 cores)
     python tools/ask_memory.py --calls 60 --candidates 100 --text-cache-mb 4   # quick: the cache wraps
+    python tools/ask_memory.py --probe /ask_memory/perception_node/ask        # time 5 calls from a new client
 """
 
 from __future__ import annotations
@@ -25,6 +26,33 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def probe(service: str, candidates: int, calls: int = 5) -> int:
+    import rclpy
+
+    from vljepa_ros.srv import Ask
+
+    rclpy.init()
+    node = rclpy.create_node("ask_memory_probe")
+    try:
+        client = node.create_client(Ask, service)
+        if not client.wait_for_service(timeout_sec=20):
+            print(f"{service}: no such service", file=sys.stderr)
+            return 1
+        for k in range(calls):
+            request = Ask.Request(question="which is it?",
+                                  candidates=[f"a probe phrase {time.time()} {k} {j}" for j in range(candidates)])
+            t0 = time.perf_counter()
+            future = client.call_async(request)
+            rclpy.spin_until_future_complete(node, future, timeout_sec=120)
+            ok = future.result() is not None and future.result().success
+            print(f"probe call {k}: {(time.perf_counter() - t0) * 1e3:.0f} ms ({candidates} new candidates, "
+                  f"success {ok})", flush=True)
+        return 0
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=200)
@@ -32,7 +60,12 @@ def main(argv=None) -> int:
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--text-cache-mb", type=float, default=None,
                     help="perception_node text_cache_mb (default: its own)")
+    ap.add_argument("--probe", metavar="SERVICE", default=None,
+                    help="only time 5 calls (--candidates new phrases each) from a fresh client to a running "
+                         "node's ~/ask: is a long run's slowness in the node or in its client?")
     args = ap.parse_args(argv)
+    if args.probe:
+        return probe(args.probe, args.candidates)
 
     import numpy as np
     import rclpy
