@@ -260,6 +260,28 @@ AUTOSTART_PARAM = Param(True, "Configure and activate at start-up (model loaded 
                         "then `activate`).", read_only=True)
 
 
+class ReleasingTransitions:
+    """The transitions both managed nodes share: deactivate drops the inputs
+    (``_unsubscribe``), cleanup, shutdown and a transition that raised drop the
+    model too (``_release``); configure and activate are each node's own."""
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._release()  # back to unconfigured with nothing left running
+        return TransitionCallbackReturn.SUCCESS
+
+
 def autostart(node, enabled: bool) -> None:
     """Bring a managed node to active now, or leave it unconfigured. A
     configure that fails raises RuntimeError with the node's reason

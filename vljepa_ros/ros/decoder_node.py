@@ -37,6 +37,7 @@ from .common import (
     MODEL_PATH_PARAM,
     RELIABLE_QOS,
     Param,
+    ReleasingTransitions,
     StampBook,
     autostart,
     bank_value,
@@ -79,7 +80,7 @@ PARAMS: dict[str, Param] = {
 }
 
 
-class DecoderNode(LifecycleNode):
+class DecoderNode(ReleasingTransitions, LifecycleNode):
     """A managed node: ``configure`` loads the model and warms up the decoder,
     ``activate`` subscribes (a fresh stream), ``deactivate`` releases a waiting
     event and unsubscribes, ``cleanup`` frees the model. ``autostart``
@@ -152,22 +153,6 @@ class DecoderNode(LifecycleNode):
             self.create_subscription(ActionEstimate, "action", self._on_action, RELIABLE_QOS),
             self.create_subscription(WorldState, "state_reading", self._on_reading, RELIABLE_QOS)]
         self._check_action_publishers()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_deactivate(self, state) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state) -> TransitionCallbackReturn:
-        self._release()  # a transition raised: back to unconfigured with nothing left running
         return TransitionCallbackReturn.SUCCESS
 
     def _unsubscribe(self, flush: bool = True) -> None:

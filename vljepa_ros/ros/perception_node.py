@@ -53,6 +53,7 @@ from .common import (
     RELIABLE_QOS,
     SENSOR_QOS_LATEST,
     Param,
+    ReleasingTransitions,
     StampBook,
     autostart,
     bank_value,
@@ -132,7 +133,7 @@ PARAMS: dict[str, Param] = {
 }
 
 
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(ReleasingTransitions, LifecycleNode):
     """A managed node: ``configure`` loads and warms up the model, ``activate``
     subscribes to the camera (a fresh stream), ``deactivate`` unsubscribes and
     keeps the model, ``cleanup`` frees it. ``autostart`` (default) goes to
@@ -230,22 +231,6 @@ class PerceptionNode(LifecycleNode):
                                                    SENSOR_QOS_LATEST)
         self.get_logger().info(f"active: subscribed to '{self._image_sub.topic_name}' "
                                f"({'cv_bridge' if self.using_cv_bridge else 'built-in conversion'})")
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_deactivate(self, state) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state) -> TransitionCallbackReturn:
-        self._release()  # a transition raised: back to unconfigured with nothing left running
         return TransitionCallbackReturn.SUCCESS
 
     def _unsubscribe(self) -> None:
