@@ -19,7 +19,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from ..change_detection import ChangeDetectorConfig
 from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError, compressed_to_rgb, cv2_to_rgb, image_to_rgb
-from ..runtime import BACKENDS, DEFAULT_BACKEND
+from ..runtime import BACKENDS, DEFAULT_BACKEND, BackendError
 
 # Camera input: best effort, keep only the newest frame (never fall behind).
 SENSOR_QOS_LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -261,9 +261,20 @@ AUTOSTART_PARAM = Param(True, "Configure and activate at start-up (model loaded 
 
 
 class ReleasingTransitions:
-    """The transitions both managed nodes share: deactivate drops the inputs
-    (``_unsubscribe``), cleanup, shutdown and a transition that raised drop the
-    model too (``_release``); configure and activate are each node's own."""
+    """What both managed nodes share: a failed configure's report, and the
+    transitions: deactivate drops the inputs (``_unsubscribe``), cleanup,
+    shutdown and a transition that raised drop the model too (``_release``);
+    configure and activate are each node's own."""
+
+    def configure_failed(self, model_path: str, error: Exception) -> TransitionCallbackReturn:
+        """A configure that could not load the model: the reason kept in
+        ``configure_error`` (autostart raises it: one FATAL line) or logged."""
+        known = isinstance(error, (BackendError, ValueError))
+        reason = str(error) if known else f"{type(error).__name__}: {error}"
+        self.configure_error = f"cannot load the model (model_path={model_path!r}): {reason}"
+        if not self.autostarting:
+            self.get_logger().error(self.configure_error)
+        return TransitionCallbackReturn.FAILURE
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         self._unsubscribe()

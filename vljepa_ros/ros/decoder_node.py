@@ -26,7 +26,7 @@ from std_msgs.msg import Header
 from vljepa_ros.msg import ActionEstimate, DecodeStats, SemanticEmbedding, SemanticEvent, WorldState
 
 from ..health import Health, embedding_status
-from ..runtime import BackendError, load_backend
+from ..runtime import load_backend
 from ..semantic_events import DECODE_MODES, EventStream
 from .common import (
     AUTOSTART_PARAM,
@@ -133,11 +133,7 @@ class DecoderNode(ReleasingTransitions, LifecycleNode):
                                  p["action_match_s"], p["action_wait_s"])
             self.warm_up_ms = stream.warm_up()  # the first event does not wait for lazy set-up
         except Exception as e:  # noqa: BLE001 - rclpy would swallow it; the reason must reach the log
-            reason = str(e) if isinstance(e, (BackendError, ValueError)) else f"{type(e).__name__}: {e}"
-            self.configure_error = f"cannot load the model (model_path={p['model_path']!r}): {reason}"
-            if not self.autostarting:  # else raised at start-up: one FATAL line
-                self.get_logger().error(self.configure_error)
-            return TransitionCallbackReturn.FAILURE
+            return self.configure_failed(p["model_path"], e)
         self.model_id, self.embed_dim = checkpoint.model_id, checkpoint.model.cfg.embed_dim
         self.stream, self.configure_error = stream, None
         self.get_logger().info(f"model {self.model_id}; decode mode '{stream.mode}'; threshold "

@@ -42,7 +42,7 @@ from ..health import Health, LostFrames, image_status, recent_latency
 from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError
 from ..latest_frame import LatestFrameWorker
 from ..perception import ACTION_OUTCOME_WEIGHT_MAX, NonFiniteOutput, PerceptionConfig, PerceptionPipeline
-from ..runtime import BackendError, load_backend
+from ..runtime import load_backend
 from .common import (
     AUTOSTART_PARAM,
     BACKEND_PARAM,
@@ -209,11 +209,7 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
                 pipeline.set_state_query(p["state_query"])
             self.warm_up_ms = pipeline.warm_up()  # before subscribing: the first frames are not lost
         except Exception as e:  # noqa: BLE001 - rclpy would swallow it; the reason must reach the log
-            reason = str(e) if isinstance(e, (BackendError, ValueError)) else f"{type(e).__name__}: {e}"
-            self.configure_error = f"cannot load the model (model_path={p['model_path']!r}): {reason}"
-            if not self.autostarting:  # else raised at start-up: one FATAL line
-                self.get_logger().error(self.configure_error)
-            return TransitionCallbackReturn.FAILURE
+            return self.configure_failed(p["model_path"], e)
         _bound_text_cache(pipeline, p["text_cache_mb"])
         self.pipeline, self.configure_error = pipeline, None
         self._frames = LatestFrameWorker(self._process, self._on_frame_error, name="perception_worker")
