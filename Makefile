@@ -155,6 +155,11 @@ $(DATA)_val_views/meta.json: | $(VENV_STAMP)
 $(DATA)_val_views_outer/meta.json: | $(VENV_STAMP)
 	@$(VENV_RUN) $(GEN) --out $(DATA)_val_views_outer --episodes-train 0 --episodes-val 400 --episodes-test 0 --seed 12 --config config/sim_val_views_outer.yaml
 
+# Choosing on unseen compositions without test: val snapshots with the held-out pairs
+# from the training band (their own seed; never trained on).
+$(DATA)_val_compositions/meta.json: | $(VENV_STAMP)
+	@$(VENV_RUN) $(GEN) --out $(DATA)_val_compositions --episodes-train 0 --episodes-val 0 --episodes-test 400 --seed 31 --config config/sim_val_compositions.yaml
+
 # Evaluation only: the held-out compositions seen from the TRAINING camera band
 # (one of the model card's three conditions; never used for training).
 $(DATA)_compositions/meta.json: | $(VENV_STAMP)
@@ -171,12 +176,14 @@ train: data
 # report), held-out compositions at training viewpoints (compositions); and the
 # readings of val snapshots from the two gaps next to the test band (unseen
 # viewpoints without test: what a model is chosen on).
-eval: $(DATA)/meta.json $(DATA)_compositions/meta.json $(DATA)_val_views/meta.json $(DATA)_val_views_outer/meta.json
+eval: $(DATA)/meta.json $(DATA)_compositions/meta.json $(DATA)_val_views/meta.json $(DATA)_val_views_outer/meta.json \
+      $(DATA)_val_compositions/meta.json
 	@$(VENV_RUN) python -m vljepa_ros.apps.evaluate --data $(DATA) --split test --out reports/eval.json $(EVAL_ARGS)
 	@$(VENV_RUN) python -m vljepa_ros.apps.evaluate --data $(DATA) --split val --out reports/eval_val.json $(EVAL_ARGS)
 	@$(VENV_RUN) python -m vljepa_ros.apps.evaluate --data $(DATA)_compositions --split test --out reports/eval_compositions.json $(EVAL_ARGS)
 	@$(VENV_RUN) python tools/reading_errors.py --data $(DATA)_val_views --split val --frames 400 --states 0 --out reports/reading_val_views.json
 	@$(VENV_RUN) python tools/reading_errors.py --data $(DATA)_val_views_outer --split val --frames 400 --states 0 --out reports/reading_val_views_outer.json
+	@$(VENV_RUN) python tools/reading_errors.py --data $(DATA)_val_compositions --split test --frames 400 --states 0 --out reports/reading_val_compositions.json
 
 bench: $(BUILD_STAMP) $(DATA)/meta.json
 	@$(RUN) python -m vljepa_ros.apps.bench --data $(DATA) $(BENCH_ARGS)

@@ -244,3 +244,38 @@ def test_world_model_api(model):
     assert sorted(wm.state().labels) == ["x", "y"]
     wm.set_action_bank(["push", "pull", "lift"])
     assert len(wm.action_between(w, w).labels) == 3
+
+
+def test_world_model_reads_colour_and_shape_on_fact_views(minilm):
+    """A reading_views model: read_state re-views the window's latest frame
+    (one backbone pass of the two fact views), and its colour and shape
+    questions see those views, the lamp and the state query the window."""
+    from vljepa_ros.world_model import fact_view_windows, reading_pass
+
+    torch.manual_seed(0)
+    cfg = VLJEPAConfig(x_encoder=XEncoderConfig(grid=G, window_frames=T, image_size=160),
+                       predictor=PredictorConfig(layers=2, embed_dim=D), y_encoder=YEncoderConfig(embed_dim=D),
+                       reading_views=True)
+    viewed = VLJEPA(cfg).eval()
+    wm = WorldModel(viewed, ["the lamp is on", "the table is empty"], ["switch the lamp on"])
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        wm.push_frame(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8), 0.1 * i)
+    calls = []
+    orig = viewed.x_encoder.backbone.forward
+    viewed.x_encoder.backbone.forward = lambda x: (calls.append(x.shape[0]), orig(x))[1]
+    try:
+        reading = wm.read_state()
+    finally:
+        del viewed.x_encoder.backbone.forward
+    assert calls == [1, 1] and reading.caption == state_caption(reading.state)  # a colour and a shape view
+    window = wm.window()
+    with pytest.raises(ValueError, match="fact views"):
+        reading_pass(viewed, window.features[None])  # the views are not optional for this model
+    with pytest.raises(ValueError, match="Window of this stream"):
+        wm.read_state(window.features)  # bare features: no stamp to find the frame by
+    views = fact_view_windows(viewed, wm._inputs.frame(window).float()[None], T)
+    probs, _ = reading_pass(viewed, window.features[None], views=views)
+    swapped, _ = reading_pass(viewed, window.features[None], views={"colour": views["shape"], "shape": views["colour"]})
+    assert probs[0][-1] == pytest.approx(swapped[0][-1])  # the lamp looks at the window
+    assert probs[0][0] != pytest.approx(swapped[0][0])  # a colour question at its view

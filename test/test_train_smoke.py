@@ -24,7 +24,8 @@ def test_train_then_evaluate(tiny_dataset, tmp_path):
     from vljepa_ros.checkpoint import load_checkpoint
 
     config = yaml.safe_load((REPO_ROOT / "config" / "train_tabletop.yaml").read_text())
-    config.update(data=str(tiny_dataset), extra_data=[], out=str(tmp_path / "run"), export=str(tmp_path / "model"),
+    config.update(data=str(tiny_dataset), extra_data=[], fact_view_data=[str(tiny_dataset)],
+                  out=str(tmp_path / "run"), export=str(tmp_path / "model"),
                   steps=6, batch_size=16, warmup_steps=2, val_every=3, save_every=3, val_items=20,
                   decoder_steps=4, decoder_batch_size=8, decoder_predicted=32, decoder_states=40,
                   state_bank_max_objects=0)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from vljepa_ros.assets import default_model_path  # noqa: E402
 from vljepa_ros.checkpoint import load_checkpoint  # noqa: E402
 from vljepa_ros.data.dataset import Dataset  # noqa: E402
-from vljepa_ros.data.features import load_features  # noqa: E402
+from vljepa_ros.data.features import load_fact_view_features, load_features  # noqa: E402
 from vljepa_ros.data.tasks import SplitTasks  # noqa: E402
 from vljepa_ros.models.y_encoder import PhraseBank  # noqa: E402
 from vljepa_ros.reporting import machine_info, machine_line  # noqa: E402
@@ -51,7 +51,9 @@ def main() -> int:
     ckpt = load_checkpoint(a.model or default_model_path())
     model = ckpt.model.eval()
     ds = Dataset(a.data, a.split)
-    tasks = SplitTasks(ds, load_features(ds, model.x_encoder, progress=False), model.cfg.x_encoder.window_frames)
+    views = load_fact_view_features(ds, model.x_encoder, progress=False) if model.cfg.reading_views else None
+    tasks = SplitTasks(ds, load_features(ds, model.x_encoder, progress=False), model.cfg.x_encoder.window_frames,
+                       views)
     held = {tuple(x) for x in ds.meta.get("held_out_compositions", [])}
     items = [(ep, i) for ep, recs in tasks.frames.items() for i, r in enumerate(recs) if not r.get("arm_moving")]
     items = random.Random(0).sample(items, min(len(items), a.frames))
@@ -63,8 +65,9 @@ def main() -> int:
     for k in range(0, len(items), 16):
         chunk = items[k:k + 16]
         windows = torch.stack([tasks.window(ep, i) for ep, i in chunk])
-        probs = read_probabilities(model, windows)
-        voted = read_states(model, windows, vote=vote) if vote else [None] * len(chunk)
+        views = tasks.view_windows(chunk)
+        probs = read_probabilities(model, windows, views=views)
+        voted = read_states(model, windows, vote=vote, views=views) if vote else [None] * len(chunk)
         for (ep, i), p, v in zip(chunk, probs, voted):
             st = tasks.record(ep, i)["state"]
             at = {(int(o["cell"][0]), int(o["cell"][1])): o for o in st["objects"]}

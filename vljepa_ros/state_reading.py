@@ -51,6 +51,12 @@ def reading_questions() -> list[tuple[str, list[str]]]:
     return out + [(LAMP_QUESTION, ["yes", "no"])]
 
 
+def reading_facts() -> list[str | None]:
+    """The fact each of ``reading_questions()`` asks ("colour" / "shape"), None
+    for the lamp: which fact view a model with ``reading_views`` answers it on."""
+    return [f for _ in CELLS for f in CELL_FACTS] + [None]
+
+
 def answer_probabilities(predicted, answer_embeddings, temperature: float) -> list[dict[str, float]]:
     """The predictor's answers to ``reading_questions()`` as distributions over
     their candidates: softmax(cosine / temperature), as ``WorldModel`` ranks.

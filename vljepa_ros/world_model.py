@@ -17,16 +17,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import fact_views
 from .models.vljepa import VLJEPA
 from .models.x_encoder import FrameFeatureCache, pad_window, preprocess_frame
 from .models.y_encoder import PhraseBank
 from .sim.captions import state_caption
-from .state_reading import BankVote, answer_probabilities, bank_vote, compose_state, reading_questions
+from .state_reading import (
+    BankVote,
+    answer_probabilities,
+    bank_vote,
+    compose_state,
+    reading_facts,
+    reading_questions,
+)
 from .world_types import (
     CACHE_FRAMES,
     PHRASE_CACHE_TEXTS,
     PREFERRED_BONUS,
     CandidateCache,
+    FrameInputs,
     QueryTemplates,
     Ranked,
     Reading,
@@ -34,7 +43,7 @@ from .world_types import (
 )
 
 __all__ = ["QueryTemplates", "Ranked", "Reading", "Window", "WorldModel", "outcome_consistency",
-           "read_probabilities", "read_states", "reading_pass"]  # the types live in world_types
+           "fact_view_windows", "read_probabilities", "read_states", "reading_pass"]  # the types live in world_types
 
 
 @torch.no_grad()
@@ -51,37 +60,58 @@ def outcome_consistency(model: VLJEPA, before_window: torch.Tensor, after_state:
 
 @torch.no_grad()
 def reading_pass(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None,
-                 state_query: str | None = None) -> tuple[list[list[dict[str, float]]], np.ndarray | None]:
+                 state_query: str | None = None, views: dict[str, torch.Tensor] | None = None
+                 ) -> tuple[list[list[dict[str, float]]], np.ndarray | None]:
     """(B,T,C,g,g) windows -> per window the answer distributions of the 13
     reading questions (``state_reading``), each answer ranked among its few
     candidates (softmax at the model's temperature), and, when ``state_query``
     is given, its (B,D) predictions: all in one batched predictor pass.
     ``answers``: the candidates' banks in ``reading_questions()`` order (made
-    here if not given)."""
+    here if not given). ``views``: fact -> (B,T,C,g,g) windows of the fact views
+    (``fact_view_windows``), on which a ``reading_views`` model answers the
+    colour and the shape questions."""
     questions = [q for q, _ in reading_questions()] + ([state_query] if state_query else [])
     answers = answers or [PhraseBank(model.y_encoder, a) for _, a in reading_questions()]
+    if model.cfg.reading_views and views is None:
+        raise ValueError("this model reads colour and shape on fact views: pass views (fact_view_windows)")
+    facts = (reading_facts() if model.cfg.reading_views else [None] * (len(questions) - bool(state_query)))
+    facts += [None] * bool(state_query)
     B, Q = windows.shape[0], len(questions)
-    emb = model.predict(windows.repeat_interleave(Q, 0), questions * B).view(B, Q, -1).numpy()  # (B,Q,D)
+    per_question = torch.stack([windows if f is None else views[f] for f in facts], 1)  # (B,Q,T,C,g,g)
+    emb = model.predict(per_question.flatten(0, 1), questions * B).view(B, Q, -1).numpy()  # (B,Q,D)
     answer_emb = [bank.embeddings.numpy() for bank in answers]
     t = float(model.temperature.detach())
     probs = [answer_probabilities(emb[b, :len(answer_emb)], answer_emb, t) for b in range(B)]
     return probs, (emb[:, -1] if state_query else None)
 
 
-def read_probabilities(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None
-                       ) -> list[list[dict[str, float]]]:
+def read_probabilities(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None,
+                       views: dict[str, torch.Tensor] | None = None) -> list[list[dict[str, float]]]:
     """Per window the answer distributions of the 13 reading questions (``reading_pass``)."""
-    return reading_pass(model, windows, answers)[0]
+    return reading_pass(model, windows, answers, views=views)[0]
+
+
+@torch.no_grad()
+def fact_view_windows(model: VLJEPA, frames: torch.Tensor, window_frames: int) -> dict[str, torch.Tensor]:
+    """(B,3,S,S) model inputs of the latest frames -> fact -> (B,T,C,g,g): each
+    fact view (``fact_views``) through the backbone, repeated over the window
+    as in training (``SplitTasks.view_window``)."""
+    out = {}
+    for name in fact_views.VIEWS:
+        x = torch.stack([torch.from_numpy(fact_views.view(f.numpy(), name)) for f in frames.cpu()])
+        feats = model.encode_frames(x.to(model.device))  # (B,C,g,g)
+        out[name] = feats[:, None].expand(-1, window_frames, *feats.shape[1:])
+    return out
 
 
 @torch.no_grad()
 def read_states(model: VLJEPA, windows: torch.Tensor, answers: list[PhraseBank] | None = None,
-                vote: tuple[BankVote, PhraseBank] | None = None, state_query: str = QueryTemplates.state
-                ) -> list[tuple[dict, float]]:
+                vote: tuple[BankVote, PhraseBank] | None = None, state_query: str = QueryTemplates.state,
+                views: dict[str, torch.Tensor] | None = None) -> list[tuple[dict, float]]:
     """Per window the state read and its confidence, as ``WorldModel.read_state``:
     composed fact by fact (``compose_state``), and with ``vote`` = (BankVote of
     a bank, that bank) chosen by the vote of the facts and ``state_query``."""
-    probs, query_emb = reading_pass(model, windows, answers, state_query if vote else None)
+    probs, query_emb = reading_pass(model, windows, answers, state_query if vote else None, views)
     if vote is None:
         return [compose_state(p) for p in probs]
     voter, bank = vote
@@ -116,6 +146,8 @@ class WorldModel:
         self._phrase_cache = CandidateCache(PHRASE_CACHE_TEXTS)  # callers' encoded candidate lists
         self._reading = [PhraseBank(model.y_encoder, answers) for _, answers in reading_questions()]
         self._read_captions = CandidateCache(4096)  # composed captions -> their Y-encoder embedding
+        # a reading_views model re-views the latest frame at a reading: its input is kept (float16)
+        self._inputs = FrameInputs(self.cache.capacity) if model.cfg.reading_views else None
 
     # ---- banks ----------------------------------------------------------------
     @property
@@ -141,6 +173,8 @@ class WorldModel:
         """Encode one camera frame (backbone runs once) and cache its features."""
         x = preprocess_frame(image_rgb_uint8, self.model.cfg.x_encoder.image_size)
         self.cache.push(stamp_s, self.model.encode_frames(x[None].to(self.model.device))[0])
+        if self._inputs is not None:
+            self._inputs.push(stamp_s, x.to(torch.float16))
 
     def window(self, until_s: float | None = None) -> Window:
         """The last ``window_frames`` cached frames (at or before ``until_s``);
@@ -242,7 +276,12 @@ class WorldModel:
         state bank, facts and state query voting (``state_reading.BankVote``).
         Any state can come out, also pairs the state query never saw and states
         that are in no bank; ``embedding`` is its caption's Y-encoder embedding."""
-        probs, query_emb = reading_pass(self.model, self._features(window), self._reading, self.queries.state)
+        features = self._features(window)
+        views = None
+        if self._inputs is not None:  # the colour and the shape questions look at the latest frame's fact views
+            frame = self._inputs.frame(window if window is not None else self.window())
+            views = fact_view_windows(self.model, frame.float()[None], features.shape[1])
+        probs, query_emb = reading_pass(self.model, features, self._reading, self.queries.state, views)
         composed = compose_state(probs[0])[0]
         vote = bank_vote(tuple(self._state_bank.texts))
         state, confidence = vote.choose(probs[0], query_emb[0], self._state_bank.embeddings.numpy(), composed,

@@ -40,6 +40,31 @@ class CandidateCache(OrderedDict):
         return value
 
 
+class FrameInputs(OrderedDict):
+    """The model inputs (preprocessed frames) of the latest stamps, oldest
+    first, for a model whose reading looks at fact views of the frame
+    (``reading_views``): features alone cannot be re-viewed. Bounded like the
+    feature cache."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+
+    def push(self, stamp_s: float, frame: Any) -> None:
+        self[float(stamp_s)] = frame
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+
+    def frame(self, window: Any) -> Any:
+        """The input of a Window's latest frame; ValueError when it is not kept."""
+        stamps = getattr(window, "stamps", None)
+        if not stamps:
+            raise ValueError("a reading with fact views needs a Window of this stream (with its stamps)")
+        if float(stamps[-1]) not in self:
+            raise ValueError(f"the frame at {stamps[-1]:.3f} s is no longer kept (the last {self.capacity})")
+        return self[float(stamps[-1])]
+
+
 @dataclass(frozen=True)
 class Decoded:
     """A Y-decoder's text for one embedding."""

@@ -136,11 +136,13 @@ def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_
     # facts and state query over the nodes' bank (BankVote); the facts alone too
     vote = (BankVote(state_bank), PhraseBank(model.y_encoder, state_bank)) if state_bank else None
     windows = [tasks.window(ep, i) for ep, i, _ in items]
-    probs = [p for k in range(0, len(items), 64) for p in read_probabilities(model, torch.stack(windows[k:k + 64]))]
+    views = [tasks.view_windows([(ep, i) for ep, i, _ in items[k:k + 64]]) for k in range(0, len(items), 64)]
+    probs = [p for k in range(0, len(items), 64)
+             for p in read_probabilities(model, torch.stack(windows[k:k + 64]), views=views[k // 64])]
     facts_hits = [state_caption(compose_state(p)[0]) == c for p, (_, _, c) in zip(probs, items)]
     _put(results, "state_read_facts", facts_hits, item_eps)
     read = [state_caption(st) for k in range(0, len(items), 64)
-            for st, _ in read_states(model, torch.stack(windows[k:k + 64]), vote=vote)]
+            for st, _ in read_states(model, torch.stack(windows[k:k + 64]), vote=vote, views=views[k // 64])]
     read_hits = [r == c for r, (_, _, c) in zip(read, items)]
     _put(results, "state_read", read_hits, item_eps)
     for name, want in (("heldout", True), ("seen", False)):
@@ -177,7 +179,9 @@ def evaluate(model, tasks: SplitTasks, decoder=None, frame_stride: int = 5, max_
             consistency = torch.stack([outcome_consistency(model, b[None], s, action_bank, OUTCOME_TEMPLATES[0])
                                        for b, s in zip(before, after_state)])  # (K, N)
             # + the readings' check: the actions that link the state read before to the state read after rank first
-            reads = read_states(model, torch.stack(before + after), vote=vote)
+            ends = ([(t["episode"], tasks.before_end(t)) for t in trs]
+                    + [(t["episode"], tasks.after_end(t)) for t in trs])
+            reads = read_states(model, torch.stack(before + after), vote=vote, views=tasks.view_windows(ends))
             linking = [set(actions_linking(b[0], a[0])) for b, a in zip(reads[:len(trs)], reads[len(trs):])]
             ranked = [max(range(len(action_bank)), key=lambda j: (action_bank[j] in link, float(row[j])))
                       for row, link in zip(a_scores, linking)]
@@ -283,7 +287,7 @@ def main(argv=None) -> int:
     from ..assets import default_model_path
     from ..checkpoint import load_checkpoint
     from ..data.dataset import Dataset
-    from ..data.features import load_features
+    from ..data.features import load_fact_view_features, load_features
 
     torch.set_num_threads(args.threads)
     model_path = args.model or default_model_path()
@@ -291,7 +295,8 @@ def main(argv=None) -> int:
     dataset = Dataset(args.data, args.split)
     t0 = time.time()
     features = load_features(dataset, ckpt.model.x_encoder)
-    tasks = SplitTasks(dataset, features, ckpt.model.cfg.x_encoder.window_frames)
+    views = load_fact_view_features(dataset, ckpt.model.x_encoder) if ckpt.model.cfg.reading_views else None
+    tasks = SplitTasks(dataset, features, ckpt.model.cfg.x_encoder.window_frames, views)
     results = evaluate(ckpt.model, tasks, ckpt.decoder, args.frame_stride, args.max_items, args.seed,
                        action_bank=ckpt.phrase_banks.get("action"), state_bank=ckpt.phrase_banks.get("state"),
                        outcome_weights=tuple(args.outcome_weights))

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from ..checkpoint import save_checkpoint
 from ..config_files import ConfigError, dataclass_from, read_yaml
 from ..data.dataset import Dataset
-from ..data.features import load_features
+from ..data.features import load_fact_view_features, load_features
 from ..data.tasks import ACTION_QUERIES, OUTCOME_TEMPLATES, STATE_QUERIES, SplitTasks
 from ..models.vljepa import VLJEPA, VLJEPAConfig
 from ..models.y_decoder import GenerativeDecoder, GenerativeDecoderConfig, generative_decoder_loss
@@ -47,6 +47,9 @@ class TrainConfig:
     name: str = "tabletop"
     data: str = "data/tabletop"
     extra_data: list = field(default_factory=list)  # more dataset roots whose train split joins training
+    # roots (of data / extra_data) whose frames also get their fact views (vljepa_ros/fact_views.py):
+    # with model.reading_views the cell questions are asked on those views, of these frames only
+    fact_view_data: list = field(default_factory=list)
     out: str = "runs/tabletop"              # working dir: resumable state, logs
     export: str | None = None               # also write the final checkpoint here (e.g. the shipped asset)
     seed: int = 0
@@ -161,8 +164,14 @@ def load_tasks(cfg: TrainConfig, model, progress: bool):
 
     def tasks_of(root: str, split: str) -> SplitTasks:
         ds = Dataset(root, split)
-        return SplitTasks(ds, load_features(ds, model.x_encoder, progress=progress), T)
+        views = None
+        if model.cfg.reading_views and (root in cfg.fact_view_data or split == "val"):
+            # training frames: the shape view with each frame's own weighting; val reads as the nodes do
+            views = load_fact_view_features(ds, model.x_encoder, random_shape=split == "train", progress=progress)
+        return SplitTasks(ds, load_features(ds, model.x_encoder, progress=progress), T, views)
 
+    if model.cfg.reading_views and not set(cfg.fact_view_data) & {cfg.data, *cfg.extra_data}:
+        raise ValueError("model.reading_views needs fact_view_data: the data roots whose frames get fact views")
     train_tasks, val_tasks = tasks_of(cfg.data, "train"), tasks_of(cfg.data, "val")
     for root in cfg.extra_data:
         train_tasks.merge(tasks_of(root, "train"), prefix=Path(root).name)

@@ -20,8 +20,8 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
     import torch
 
     from ..data.dataset import Dataset
-    from ..data.features import load_features
-    from ..models.x_encoder import window_at
+    from ..data.features import load_fact_view_features, load_features
+    from ..models.x_encoder import pad_window, window_at
     from ..models.y_encoder import PhraseBank
     from ..state_reading import BankVote
     from ..world_model import read_states
@@ -45,6 +45,8 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
                 read_captions = {ep: [str(c) for c in z[f"caption_{ep}"]] for ep in episodes if read_state}
     if len(cached) != len(episodes):
         features = load_features(dataset, ckpt.model.x_encoder, progress=progress)
+        views = (load_fact_view_features(dataset, ckpt.model.x_encoder, progress=progress)
+                 if read_state and ckpt.model.cfg.reading_views else None)
         T = ckpt.model.cfg.x_encoder.window_frames
         model = ckpt.model.eval()
         cached, read, read_captions = {}, {}, {}
@@ -60,8 +62,14 @@ def build_streams(ckpt, data_root: str, split: str = "test", max_episodes: int |
                     windows = torch.stack([window_at(f, e, T) for e in ends])
                     out.append(model.predict(windows, [query] * len(windows)))
                     if read_state:
+                        # a reading_views model: each frame's fact views, repeated over the window (read_state)
+                        view_windows = None if views is None else {
+                            name: torch.stack([pad_window(v[ep][e:e + 1].float(), T) for e in ends])
+                            for name, v in views.items()}
                         captions += [state_caption(st) for k in range(0, len(windows), 32)
-                                     for st, _ in read_states(model, windows[k:k + 32], vote=vote)]
+                                     for st, _ in read_states(model, windows[k:k + 32], vote=vote, views=None if
+                                                              view_windows is None else
+                                                              {n: w[k:k + 32] for n, w in view_windows.items()})]
                 cached[ep] = torch.cat(out).numpy().astype(np.float32)
                 if read_state:  # the reading's embedding: its caption's, each distinct caption encoded once
                     distinct = sorted(set(captions))

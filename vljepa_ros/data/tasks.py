@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.x_encoder import window_at
+from ..models.x_encoder import pad_window, window_at
 from ..sim.captions import (
     COLOURS,
     COLUMNS,
@@ -107,13 +107,14 @@ def attribute_questions(state: dict, rng: random.Random) -> tuple[str, str]:
     return "how many objects are on the table?", _COUNT_WORDS[min(len(objects), len(_COUNT_WORDS) - 1)]
 
 
-def cell_questions(state: dict, rng: random.Random) -> tuple[str, str]:
-    """One (question, one-word answer): the colour or the shape of what one
-    cell holds; occupied cells are asked about half the time."""
+def cell_questions(state: dict, rng: random.Random, fact: str | None = None) -> tuple[str, str]:
+    """One (question, one-word answer): the colour or the shape (``fact``,
+    random if None) of what one cell holds; occupied cells are asked about
+    half the time."""
     at = {(int(o["cell"][0]), int(o["cell"][1])): o for o in state.get("objects", [])}
     col, row = (rng.choice(sorted(at)) if at and rng.random() < 0.5
                 else (rng.randrange(len(COLUMNS)), rng.randrange(len(ROWS))))
-    fact = rng.choice(sorted(CELL_FACTS))
+    fact = fact or rng.choice(sorted(CELL_FACTS))
     obj = at.get((col, row))
     return cell_question(fact, col, row), obj[fact] if obj else NOTHING
 
@@ -132,9 +133,14 @@ class Batch:
 class SplitTasks:
     """Index of one split: features per episode, frame records, transitions."""
 
-    def __init__(self, dataset: Dataset, features: dict[str, torch.Tensor], window_frames: int):
+    def __init__(self, dataset: Dataset, features: dict[str, torch.Tensor], window_frames: int,
+                 views: dict[str, dict[str, torch.Tensor]] | None = None):
         self.dataset = dataset
         self.features = features
+        # fact view ("colour" / "shape", vljepa_ros/fact_views.py) -> episode -> its frames' features:
+        # the cell questions of a model with reading_views look at these (``view_window``)
+        self.views = {name: dict(feats) for name, feats in (views or {}).items()}
+        self._viewed: dict[str, list[tuple[str, int]]] | None = None
         self.T = window_frames
         self.frames = {ep: [f.record for f in dataset.episode_frames(ep)] for ep in dataset.episodes()}
         for ep, recs in self.frames.items():
@@ -159,6 +165,9 @@ class SplitTasks:
             self.frames[key] = recs
             self.features[key] = other.features[ep]
             self.frame_keys += [(key, i) for i in range(len(recs))]
+            for name, feats in other.views.items():
+                self.views.setdefault(name, {})[key] = feats[ep]
+        self._viewed = None
         self.transitions += [dict(t, episode=f"{prefix}/{t['episode']}") for t in other.transitions]
 
     # ---- windows ---------------------------------------------------------------
@@ -166,6 +175,19 @@ class SplitTasks:
         """(T,C,g,g) frames end-T+1..end; at an episode start the first frame
         repeats (``pad_window``, the rule serving uses too)."""
         return window_at(self.features[episode], end, self.T).float()
+
+    def view_window(self, view: str, episode: str, end: int) -> torch.Tensor:
+        """(T,C,g,g): frame ``end``'s fact view repeated over the window, what
+        ``WorldModel.read_state`` gives a cell question (a reading looks at the
+        settled scene of the latest frame)."""
+        return pad_window(self.views[view][episode][end:end + 1], self.T).float()
+
+    def view_windows(self, items) -> dict[str, torch.Tensor] | None:
+        """fact -> (B,T,C,g,g) view windows of frames ``items`` [(episode, end)]
+        (``reading_pass``'s ``views``); None without views."""
+        if not self.views:
+            return None
+        return {name: torch.stack([self.view_window(name, ep, i) for ep, i in items]) for name in self.views}
 
     def before_end(self, tr: dict) -> int:
         return tr["before_frames"][1]
@@ -234,7 +256,19 @@ class SplitTasks:
             queries.append(rng.choice(STATE_QUERIES))
             targets.append(rng.choice([rec["caption"], *rec.get("paraphrases", [])]))
             ids.append(self.target_id("state", rec["caption"]))
-        for kind, ask in (("yesno", yes_no_questions), ("attribute", attribute_questions), ("cell", cell_questions)):
+        if self._viewed is None:  # the frames that have each view (once: merge() resets it)
+            self._viewed = {name: [k for k in self.frame_keys if k[0] in feats] for name, feats in self.views.items()}
+        viewed = self._viewed
+        for _ in range(counts.get("cell", 0) if viewed else 0):  # each fact on its own view of a frame
+            fact = rng.choice(sorted(CELL_FACTS))
+            ep, i = rng.choice(viewed[fact])
+            question, answer = cell_questions(self.record(ep, i)["state"], rng, fact)
+            windows.append(self.view_window(fact, ep, i))
+            queries.append(question)
+            targets.append(answer)
+            ids.append(self.target_id("answer", answer))
+        asked = (("yesno", yes_no_questions), ("attribute", attribute_questions)) + (() if viewed else (("cell", cell_questions),))
+        for kind, ask in asked:
             for _ in range(counts.get(kind, 0)):
                 ep, i = rng.choice(self.frame_keys)
                 question, answer = ask(self.record(ep, i)["state"], rng)

@@ -31,6 +31,9 @@ class VLJEPAConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     text_model: str = MINILM_NAME
     query_max_length: int = 32
+    # a reading asks each cell's colour on the frame's colour view and its shape on
+    # its shape view (vljepa_ros/fact_views.py), so neither fact is read from the other
+    reading_views: bool = False
 
     def __post_init__(self):
         if self.predictor.embed_dim != self.y_encoder.embed_dim:

@@ -34,13 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import fact_views
 from ..sim.captions import state_caption
-from ..state_reading import answer_probabilities, bank_vote, compose_state, reading_questions
+from ..state_reading import answer_probabilities, bank_vote, compose_state, reading_facts, reading_questions
 from ..world_types import (
     CACHE_FRAMES,
     PREFERRED_BONUS,
     CandidateCache,
     Decoded,
+    FrameInputs,
     QueryTemplates,
     Ranked,
     Reading,
@@ -443,6 +445,7 @@ class OnnxWorldModel:
         self._phrase_cache = CandidateCache()  # the torch world model's rule (world_types)
         self._reading = [_Bank(model, answers) for _, answers in reading_questions()]
         self._read_captions = CandidateCache(4096)
+        self._inputs = FrameInputs(self.cache.capacity) if getattr(model.cfg, "reading_views", False) else None
 
     @property
     def state_bank(self) -> list[str]:
@@ -464,6 +467,8 @@ class OnnxWorldModel:
     def push_frame(self, image_rgb_uint8: np.ndarray, stamp_s: float) -> None:
         x = preprocess_frame_np(image_rgb_uint8, int(self.model.cfg.x_encoder.image_size))
         self.cache.push(stamp_s, self.model.encode_frames(x[None])[0])
+        if self._inputs is not None:
+            self._inputs.push(stamp_s, x.astype(np.float16))
 
     def window(self, until_s: float | None = None) -> Window:
         feats, stamps = self.cache.latest(self.window_frames, until_s)
@@ -530,7 +535,14 @@ class OnnxWorldModel:
         in one batched pass, ``compose_state``, then ``BankVote`` over the state bank."""
         f = self._features(window)
         questions = [q for q, _ in reading_questions()] + [self.queries.state]
-        emb = self.model.predict(np.repeat(f, len(questions), axis=0), questions)  # (14,D)
+        per_question = np.repeat(f, len(questions), axis=0)  # (14,T,C,g,g)
+        if self._inputs is not None:  # colour and shape on the latest frame's fact views (world_model.reading_pass)
+            frame = self._inputs.frame(window if window is not None else self.window()).astype(np.float32)
+            views = self.model.encode_frames(np.stack([fact_views.view(frame, name) for name in fact_views.VIEWS]))
+            for k, fact in enumerate(reading_facts()):
+                if fact is not None:
+                    per_question[k] = views[fact_views.VIEWS.index(fact)][None]
+        emb = self.model.predict(per_question, questions)  # (14,D)
         probabilities = answer_probabilities(emb[:-1], [b.embeddings for b in self._reading], self.model.temperature)
         composed = compose_state(probabilities)[0]
         vote = bank_vote(tuple(self._state_bank.texts))
