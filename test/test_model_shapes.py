@@ -274,8 +274,16 @@ def test_world_model_reads_colour_and_shape_on_fact_views(minilm):
         reading_pass(viewed, window.features[None])  # the views are not optional for this model
     with pytest.raises(ValueError, match="Window of this stream"):
         wm.read_state(window.features)  # bare features: no stamp to find the frame by
-    views = fact_view_windows(viewed, wm._inputs.frame(window).float()[None], T)
+    views = fact_view_windows(viewed, wm._inputs.frame(window)[None], T)
     probs, _ = reading_pass(viewed, window.features[None], views=views)
     swapped, _ = reading_pass(viewed, window.features[None], views={"colour": views["shape"], "shape": views["colour"]})
     assert probs[0][-1] == pytest.approx(swapped[0][-1])  # the lamp looks at the window
     assert probs[0][0] != pytest.approx(swapped[0][0])  # a colour question at its view
+    question = "what shape is the object on the back right?"
+    asked = wm.ask(question, ["nothing", "cube", "ball", "cylinder"])  # ~/ask: a cell question on its fact view
+    own = viewed.predict(views["shape"], [question])[0]
+    assert torch.allclose(asked.embedding, own, atol=1e-5)
+    wm.push_frame(np.zeros((90, 120, 3), np.uint8), 0.1)  # an older stamp: neither features nor input kept
+    assert len(wm._inputs) == 3 and wm.window().stamps[-1] == pytest.approx(0.2)
+    wm.clear_stream()
+    assert len(wm.cache) == 0 and len(wm._inputs) == 0

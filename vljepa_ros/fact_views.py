@@ -34,6 +34,7 @@ import numpy as np
 
 COLOUR_BLUR = 0.04  # Gaussian sigma / input size: 6.4 px at 160 px (objects ~15 px, cells ~27 px apart)
 VIEWS = ("colour", "shape")
+RULE_VERSION = 1  # bump when a view changes in a way COLOUR_BLUR / the weights do not show (feature caches)
 READING_SHAPE_WEIGHTS = (1 / 3, 1 / 3, 1 / 3)
 
 

@@ -143,7 +143,7 @@ class PerceptionPipeline:
     def reset(self) -> None:
         """Forget the stream (e.g. after a jump back in time on bag replay)."""
         with self.lock:
-            self.world.cache.clear()
+            self.world.clear_stream()
             self._restart_change_tracking()
 
     def _restart_change_tracking(self) -> None:

@@ -51,10 +51,20 @@ def reading_questions() -> list[tuple[str, list[str]]]:
     return out + [(LAMP_QUESTION, ["yes", "no"])]
 
 
+_CELL_QUESTION_FACTS = {cell_question(f, c, r): f for c, r in CELLS for f in CELL_FACTS}
+
+
 def reading_facts() -> list[str | None]:
     """The fact each of ``reading_questions()`` asks ("colour" / "shape"), None
     for the lamp: which fact view a model with ``reading_views`` answers it on."""
     return [f for _ in CELLS for f in CELL_FACTS] + [None]
+
+
+def question_fact(question: str) -> str | None:
+    """The fact ("colour" / "shape") a question asks when it is one of the
+    reading's cell questions (a ``reading_views`` model answers it on that fact
+    view, also through ~/ask), else None."""
+    return _CELL_QUESTION_FACTS.get(question.strip().lower())
 
 
 def answer_probabilities(predicted, answer_embeddings, temperature: float) -> list[dict[str, float]]:

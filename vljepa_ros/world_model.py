@@ -27,6 +27,7 @@ from .state_reading import (
     answer_probabilities,
     bank_vote,
     compose_state,
+    question_fact,
     reading_facts,
     reading_questions,
 )
@@ -92,12 +93,13 @@ def read_probabilities(model: VLJEPA, windows: torch.Tensor, answers: list[Phras
 
 
 @torch.no_grad()
-def fact_view_windows(model: VLJEPA, frames: torch.Tensor, window_frames: int) -> dict[str, torch.Tensor]:
+def fact_view_windows(model: VLJEPA, frames: torch.Tensor, window_frames: int,
+                      names: tuple[str, ...] = fact_views.VIEWS) -> dict[str, torch.Tensor]:
     """(B,3,S,S) model inputs of the latest frames -> fact -> (B,T,C,g,g): each
     fact view (``fact_views``) through the backbone, repeated over the window
     as in training (``SplitTasks.view_window``)."""
     out = {}
-    for name in fact_views.VIEWS:
+    for name in names:
         x = torch.stack([torch.from_numpy(fact_views.view(f.numpy(), name)) for f in frames.cpu()])
         feats = model.encode_frames(x.to(model.device))  # (B,C,g,g)
         out[name] = feats[:, None].expand(-1, window_frames, *feats.shape[1:])
@@ -172,9 +174,15 @@ class WorldModel:
     def push_frame(self, image_rgb_uint8: np.ndarray, stamp_s: float) -> None:
         """Encode one camera frame (backbone runs once) and cache its features."""
         x = preprocess_frame(image_rgb_uint8, self.model.cfg.x_encoder.image_size)
-        self.cache.push(stamp_s, self.model.encode_frames(x[None].to(self.model.device))[0])
+        pushed = self.cache.push(stamp_s, self.model.encode_frames(x[None].to(self.model.device))[0])
+        if pushed and self._inputs is not None:
+            self._inputs.push(stamp_s, x)  # float32, as training and evaluation view it
+
+    def clear_stream(self) -> None:
+        """Forget the stream's frames (features and kept inputs)."""
+        self.cache.clear()
         if self._inputs is not None:
-            self._inputs.push(stamp_s, x.to(torch.float16))
+            self._inputs.clear()
 
     def window(self, until_s: float | None = None) -> Window:
         """The last ``window_frames`` cached frames (at or before ``until_s``);
@@ -264,8 +272,17 @@ class WorldModel:
 
     @torch.no_grad()
     def ask(self, question: str, candidates: list[str], window: Window | torch.Tensor | None = None) -> Ranked:
-        """Discriminative VQA: rank ``candidates`` as answers to ``question``."""
-        return self._rank(self.embed(question, window), self._bank_for(candidates, self._state_bank))
+        """Discriminative VQA: rank ``candidates`` as answers to ``question``
+        (a reading's cell question on its fact view, as ``read_state`` asks it)."""
+        fact = question_fact(question) if self._inputs is not None else None
+        features = self._view_windows(window, (fact,))[fact] if fact else window
+        return self._rank(self.embed(question, features), self._bank_for(candidates, self._state_bank))
+
+    def _view_windows(self, window: Window | torch.Tensor | None, names: tuple[str, ...] = fact_views.VIEWS
+                      ) -> dict[str, torch.Tensor]:
+        """fact -> (1,T,C,g,g): the fact views of the window's latest frame (a reading_views model)."""
+        frame = self._inputs.frame(window if window is not None else self.window())
+        return fact_view_windows(self.model, frame[None], self._features(window).shape[1], names)
 
     @torch.no_grad()
     def read_state(self, window: Window | torch.Tensor | None = None) -> Reading:
@@ -276,12 +293,9 @@ class WorldModel:
         state bank, facts and state query voting (``state_reading.BankVote``).
         Any state can come out, also pairs the state query never saw and states
         that are in no bank; ``embedding`` is its caption's Y-encoder embedding."""
-        features = self._features(window)
-        views = None
-        if self._inputs is not None:  # the colour and the shape questions look at the latest frame's fact views
-            frame = self._inputs.frame(window if window is not None else self.window())
-            views = fact_view_windows(self.model, frame.float()[None], features.shape[1])
-        probs, query_emb = reading_pass(self.model, features, self._reading, self.queries.state, views)
+        # a reading_views model: the colour and the shape questions look at the latest frame's fact views
+        views = self._view_windows(window) if self._inputs is not None else None
+        probs, query_emb = reading_pass(self.model, self._features(window), self._reading, self.queries.state, views)
         composed = compose_state(probs[0])[0]
         vote = bank_vote(tuple(self._state_bank.texts))
         state, confidence = vote.choose(probs[0], query_emb[0], self._state_bank.embeddings.numpy(), composed,

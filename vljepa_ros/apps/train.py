@@ -162,15 +162,17 @@ def train_ds_frames(tasks) -> list:
 def load_tasks(cfg: TrainConfig, model, progress: bool):
     T = model.cfg.x_encoder.window_frames
 
+    viewed_roots = {os.path.normpath(r) for r in cfg.fact_view_data}
+
     def tasks_of(root: str, split: str) -> SplitTasks:
         ds = Dataset(root, split)
         views = None
-        if model.cfg.reading_views and (root in cfg.fact_view_data or split == "val"):
+        if model.cfg.reading_views and (os.path.normpath(root) in viewed_roots or split == "val"):
             # training frames: the shape view with each frame's own weighting; val reads as the nodes do
             views = load_fact_view_features(ds, model.x_encoder, random_shape=split == "train", progress=progress)
         return SplitTasks(ds, load_features(ds, model.x_encoder, progress=progress), T, views)
 
-    if model.cfg.reading_views and not set(cfg.fact_view_data) & {cfg.data, *cfg.extra_data}:
+    if model.cfg.reading_views and not viewed_roots & {os.path.normpath(r) for r in (cfg.data, *cfg.extra_data)}:
         raise ValueError("model.reading_views needs fact_view_data: the data roots whose frames get fact views")
     train_tasks, val_tasks = tasks_of(cfg.data, "train"), tasks_of(cfg.data, "val")
     for root in cfg.extra_data:

@@ -65,6 +65,9 @@ def load_features(dataset: Dataset, x_encoder: XEncoder, batch_size: int = 32,
         raise ValueError(f"unknown feature view {view!r}; expected one of {FEATURE_VIEWS}")
     path = cache_path(dataset, x_encoder, view)
     signature = _signature(dataset)
+    if view:  # a change of the views' rule must not reuse old features
+        signature["view"] = {"blur": fact_views.COLOUR_BLUR, "shape": list(fact_views.READING_SHAPE_WEIGHTS),
+                             "rule": fact_views.RULE_VERSION}
     if os.path.exists(path):
         with safe_open(path, "pt") as f:
             if json.loads((f.metadata() or {}).get("signature", "null")) == signature:

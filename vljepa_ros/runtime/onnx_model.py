@@ -36,7 +36,14 @@ import numpy as np
 
 from .. import fact_views
 from ..sim.captions import state_caption
-from ..state_reading import answer_probabilities, bank_vote, compose_state, reading_facts, reading_questions
+from ..state_reading import (
+    answer_probabilities,
+    bank_vote,
+    compose_state,
+    question_fact,
+    reading_facts,
+    reading_questions,
+)
 from ..world_types import (
     CACHE_FRAMES,
     PREFERRED_BONUS,
@@ -466,9 +473,14 @@ class OnnxWorldModel:
 
     def push_frame(self, image_rgb_uint8: np.ndarray, stamp_s: float) -> None:
         x = preprocess_frame_np(image_rgb_uint8, int(self.model.cfg.x_encoder.image_size))
-        self.cache.push(stamp_s, self.model.encode_frames(x[None])[0])
+        if self.cache.push(stamp_s, self.model.encode_frames(x[None])[0]) and self._inputs is not None:
+            self._inputs.push(stamp_s, x)  # float32, as training and evaluation view it
+
+    def clear_stream(self) -> None:
+        """``WorldModel.clear_stream``."""
+        self.cache.clear()
         if self._inputs is not None:
-            self._inputs.push(stamp_s, x.astype(np.float16))
+            self._inputs.clear()
 
     def window(self, until_s: float | None = None) -> Window:
         feats, stamps = self.cache.latest(self.window_frames, until_s)
@@ -527,7 +539,17 @@ class OnnxWorldModel:
         return self._rank(emb, self._bank_for(candidates, self._state_bank))
 
     def ask(self, question: str, candidates: list[str], window=None) -> Ranked:
+        fact = question_fact(question) if self._inputs is not None else None
+        if fact:  # a reading's cell question on its fact view (WorldModel.ask)
+            f = self._features(window)
+            view = self._view_features(window, (fact,))[0]
+            window = np.broadcast_to(view, f.shape[1:])[None].copy()
         return self._rank(self.embed(question, window), self._bank_for(candidates, self._state_bank))
+
+    def _view_features(self, window, names=fact_views.VIEWS) -> np.ndarray:
+        """(len(names),C,g,g): the fact views of the window's latest frame through the backbone."""
+        frame = self._inputs.frame(window if window is not None else self.window())
+        return self.model.encode_frames(np.stack([fact_views.view(frame, name) for name in names]))
 
 
     def read_state(self, window=None) -> Reading:
@@ -537,8 +559,7 @@ class OnnxWorldModel:
         questions = [q for q, _ in reading_questions()] + [self.queries.state]
         per_question = np.repeat(f, len(questions), axis=0)  # (14,T,C,g,g)
         if self._inputs is not None:  # colour and shape on the latest frame's fact views (world_model.reading_pass)
-            frame = self._inputs.frame(window if window is not None else self.window()).astype(np.float32)
-            views = self.model.encode_frames(np.stack([fact_views.view(frame, name) for name in fact_views.VIEWS]))
+            views = self._view_features(window)
             for k, fact in enumerate(reading_facts()):
                 if fact is not None:
                     per_question[k] = views[fact_views.VIEWS.index(fact)][None]
