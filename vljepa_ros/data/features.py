@@ -28,7 +28,6 @@ from .. import fact_views
 from ..models.x_encoder import XEncoder, preprocess_frame
 from .dataset import Dataset
 
-
 FEATURE_VIEWS = (None, "colour", "shape", "shape-random")
 
 
@@ -78,24 +77,30 @@ def load_features(dataset: Dataset, x_encoder: XEncoder, batch_size: int = 32,
     bar = tqdm(total=total, desc=f"backbone features ({dataset.split}, {size}px{', ' + view if view else ''})",
                unit="frame",
                disable=not progress)
+    # Batches run across episodes (a snapshot set has one frame per episode), and
     # PNG decoding releases the GIL: decode the next batch while the backbone runs.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for ep in dataset.episodes():
-            frames = dataset.episode_frames(ep)
-            indexed = list(enumerate(frames))
-            chunks = [indexed[i:i + batch_size] for i in range(0, len(indexed), batch_size)]
-            key = f"{os.path.basename(os.path.normpath(dataset.root))}/{ep}"  # a frame's own random weighting
+    name = os.path.basename(os.path.normpath(dataset.root))
+    frames = [(ep, k, f) for ep in dataset.episodes() for k, f in enumerate(dataset.episode_frames(ep))]
+    if not frames:
+        raise ValueError(f"{dataset.root}: split {dataset.split!r} has no frames")
+    chunks = [frames[i:i + batch_size] for i in range(0, len(frames), batch_size)]
 
-            def load(chunk, key=key):
-                return torch.stack([_frame_input(dataset.image(f), size, view, f"{key}/{k}") for k, f in chunk])
-            feats = []
-            pending = pool.submit(load, chunks[0]) if chunks else None
-            for k in range(len(chunks)):
-                images = pending.result()
-                pending = pool.submit(load, chunks[k + 1]) if k + 1 < len(chunks) else None
-                feats.append(x_encoder.encode_frames(images).to(torch.float16))
-                bar.update(len(images))
-            out[ep] = torch.cat(feats)
+    def load(chunk):  # the key gives a frame its own random weighting (shape-random)
+        return torch.stack([_frame_input(dataset.image(f), size, view, f"{name}/{ep}/{k}") for ep, k, f in chunk])
+
+    feats = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = pool.submit(load, chunks[0]) if chunks else None
+        for k in range(len(chunks)):
+            images = pending.result()
+            pending = pool.submit(load, chunks[k + 1]) if k + 1 < len(chunks) else None
+            feats.append(x_encoder.encode_frames(images).to(torch.float16))
+            bar.update(len(images))
+    stacked = torch.cat(feats)
+    start = 0
+    for ep, n in signature["counts"].items():
+        out[ep] = stacked[start:start + n]
+        start += n
     bar.close()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
