@@ -148,7 +148,7 @@ class WorldModel:
         self._phrase_cache = CandidateCache(PHRASE_CACHE_TEXTS)  # callers' encoded candidate lists
         self._reading = [PhraseBank(model.y_encoder, answers) for _, answers in reading_questions()]
         self._read_captions = CandidateCache(4096)  # composed captions -> their Y-encoder embedding
-        # a reading_views model re-views the latest frame at a reading: its input is kept (float16)
+        # a reading_views model re-views the latest frame at a reading: its input is kept (float32)
         self._inputs = FrameInputs(self.cache.capacity) if model.cfg.reading_views else None
 
     # ---- banks ----------------------------------------------------------------
