@@ -51,6 +51,38 @@ def finite(ranked: Ranked, what: str) -> Ranked:
 
 
 @dataclass
+class RequestLimits:
+    """What one ~/ask or ~/predict_outcome request may hold: every text is
+    encoded (and cached), so the size of a request is bounded."""
+    max_texts: int = 256         # candidates (or actions) per request
+    max_chars: int = 1000        # characters per question, action or candidate
+
+    def texts_problem(self, texts: list[str], kind: str) -> str | None:
+        if len(texts) > self.max_texts:
+            return f"{len(texts)} {kind} given; at most ask_max_candidates={self.max_texts}"
+        longest = max((len(t) for t in texts), default=0)
+        if longest > self.max_chars:
+            return f"a text of {longest} characters; at most max_text_chars={self.max_chars}"
+        return None
+
+    def ask_problem(self, question: str, candidates: list[str]) -> str | None:
+        """Why an ~/ask request is refused (None: it is fine)."""
+        if not question.strip():
+            return "question is empty"
+        if not candidates or any(not c.strip() for c in candidates):
+            return "give at least one candidate answer; none may be empty"
+        return self.texts_problem(candidates, "candidates") or self.texts_problem([question], "questions")
+
+    def outcome_problem(self, action: str, candidates: list[str]) -> str | None:
+        """Why a ~/predict_outcome request is refused (no candidates = the state bank)."""
+        if not action.strip():
+            return "action is empty"
+        if any(not c.strip() for c in candidates):
+            return "candidates must be non-empty strings"
+        return self.texts_problem(candidates, "candidates") or self.texts_problem([action], "actions")
+
+
+@dataclass
 class PerceptionConfig:
     window_frames: int = 0            # 0 = the model's window size
     world_state_top_k: int = 3
@@ -248,6 +280,28 @@ class PerceptionPipeline:
         with self.lock:
             window = self.world.window()
             return finite(self.world.ask(question, candidates, window), "answer"), window.stamps[-1]
+
+    def encode_texts_unlocked(self, texts: list[str]) -> None:
+        """Run the Y-encoder's frozen trunk over ``texts`` into its per-text
+        cache, without the pipeline's lock: the frame worker keeps going
+        meanwhile, and encoding a bank under the lock is then only the linear
+        head. The caller keeps two of these from running at once."""
+        y = getattr(getattr(self.world, "model", None), "y_encoder", None)
+        if y is None or not getattr(y, "trunk_frozen", False):
+            return  # another backend, or a trainable trunk: set_banks encodes it all
+        for i in range(0, len(texts), 256):
+            y.trunk_outputs(list(texts[i:i + 256]))
+
+    def bound_text_cache(self, megabytes: float) -> None:
+        """Cap the Y-encoder's per-text cache (model default: 500,000 texts,
+        about 800 MB; ~/ask with 200 new candidates per call took
+        perception_node from 684 to 2,630 MB) to ``megabytes``: entries x
+        (one float32 vector + the text)."""
+        y = getattr(getattr(self.world, "model", None), "y_encoder", None)
+        if y is None or not hasattr(y, "trunk_cache_size"):
+            return  # another backend: no such cache
+        per_entry = y.head.in_features * 4 + 200  # the vector + the key string and dict slot (~100 characters)
+        y.trunk_cache_size = max(1, int(megabytes * 2**20 / per_entry))
 
     def has_frames(self) -> bool:
         return len(self.world.cache) > 0

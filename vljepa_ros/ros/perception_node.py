@@ -37,11 +37,17 @@ from sensor_msgs.msg import CompressedImage, Image
 from vljepa_ros.msg import ActionEstimate, SemanticEmbedding, WorldState
 from vljepa_ros.srv import Ask, PredictOutcome
 
-from ..change_detection import jumped_back
+from ..camera_stream import CameraStamps, RateLimit
 from ..health import Health, LostFrames, image_status, recent_latency
 from ..imaging import DEFAULT_MAX_PIXELS, ImageConversionError
 from ..latest_frame import LatestFrameWorker
-from ..perception import ACTION_OUTCOME_WEIGHT_MAX, NonFiniteOutput, PerceptionConfig, PerceptionPipeline
+from ..perception import (
+    ACTION_OUTCOME_WEIGHT_MAX,
+    NonFiniteOutput,
+    PerceptionConfig,
+    PerceptionPipeline,
+    RequestLimits,
+)
 from ..runtime import load_backend
 from .common import (
     AUTOSTART_PARAM,
@@ -73,7 +79,6 @@ from .common import (
 )
 
 NODE_NAME = "perception_node"
-REPEATED_STAMPS = 3  # zero or equal stamps in a row that mean a camera without usable stamps
 # decoder_node's change-detector parameters that decide when ~/action is estimated
 # (all but the heartbeat, which only concerns events)
 CHANGE_DETECTOR = tuple(n for n in CHANGE_PARAMS if n != "max_silence_s")
@@ -97,10 +102,11 @@ PARAMS: dict[str, Param] = {
     "service_queue_depth": Param(100, "Requests ~/ask and ~/predict_outcome queue while one is answered "
                                  "(the rmw default, 10, left the rest unanswered).", (1, 10_000),
                                  read_only=True),
-    "ask_max_candidates": Param(256, "Most candidates one ~/ask or ~/predict_outcome request may give (each is "
-                                "encoded, and cached until the cache is full); more are refused.", (1, 10_000)),
-    "max_text_chars": Param(1000, "Longest question, action or candidate text a service accepts, in characters.",
-                            (1, 100_000)),
+    "ask_max_candidates": Param(RequestLimits.max_texts, "Most candidates one ~/ask or ~/predict_outcome "
+                                "request may give (each is encoded, and cached until the cache is full); more "
+                                "are refused.", (1, 10_000)),
+    "max_text_chars": Param(RequestLimits.max_chars, "Longest question, action or candidate text a service "
+                            "accepts, in characters.", (1, 100_000)),
     "text_cache_mb": Param(64.0, "Memory for the encoded texts of service requests (the Y-encoder's per-text "
                            "cache); when full it starts over, so ~/ask with ever new candidates stays bounded.",
                            (1.0, 4096.0), read_only=True),
@@ -147,9 +153,9 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
         self.configure_error: str | None = None
         self.autostarting = False
         self.warm_up_ms = 0.0
-        self.max_rate_hz = p["max_rate_hz"]
+        self._rate = RateLimit(p["max_rate_hz"])
         self.max_image_pixels = p["max_image_pixels"]
-        self.ask_max_candidates, self.max_text_chars = p["ask_max_candidates"], p["max_text_chars"]
+        self._limits = RequestLimits(p["ask_max_candidates"], p["max_text_chars"])
         self.stale_after_s, self.latency_budget_ms = p["stale_after_s"], p["latency_budget_ms"]
         # bank changes are encoded here, one after the other; _text_lock keeps them
         # and the services from using the Y-encoder's text cache at the same time
@@ -177,14 +183,11 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
         # counters (read by tests and benchmarks)
         self.received = self.processed = self.malformed = self.stale = self.rate_skipped = self.invalid = 0
         self._lost = LostFrames()  # frames that never arrived (stamp gaps): DDS drops them unseen
-        self.arrival_stamps = False  # True once the camera's own stamps proved unusable
-        self._last_rx_stamp: float | None = None
-        self._repeats = 0
+        self._camera_stamps = CameraStamps()
         self.latencies_ms: deque[float] = deque(maxlen=10_000)
         self.stage_ms: deque[dict] = deque(maxlen=10_000)
         self._stamps = StampBook()
         self._skipped_since_publish = 0
-        self._last_processed_s: float | None = None
         self._frames: LatestFrameWorker | None = None
         self._dropped_before = 0  # frames dropped by workers of earlier configurations
         self._health = Health()
@@ -210,7 +213,7 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
             self.warm_up_ms = pipeline.warm_up()  # before subscribing: the first frames are not lost
         except Exception as e:  # noqa: BLE001 - rclpy would swallow it; the reason must reach the log
             return self.configure_failed(p["model_path"], e)
-        _bound_text_cache(pipeline, p["text_cache_mb"])
+        pipeline.bound_text_cache(p["text_cache_mb"])
         self.pipeline, self.configure_error = pipeline, None
         self._frames = LatestFrameWorker(self._process, self._on_frame_error, name="perception_worker")
         self.get_logger().info(
@@ -220,7 +223,8 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.pipeline.reset()  # a fresh stream: no window spans the time the node was inactive
-        self._last_processed_s, self._skipped_since_publish = None, 0
+        self._rate.restart()
+        self._skipped_since_publish = 0
         self._lost.restart()  # gaps are not counted across the inactive time (the count is kept)
         self._health = Health()  # silence and rates count from now
         self._image_sub = self.create_subscription(self._image_type, self._image_topic, self._on_image,
@@ -261,9 +265,13 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
         # Valid: apply (ranges and read-only are enforced by rclpy from the descriptors).
         for param in params:
             if param.name == "max_rate_hz":
-                self.max_rate_hz = float(param.value)
-            elif param.name in ("max_image_pixels", "ask_max_candidates", "max_text_chars"):
-                setattr(self, param.name, int(param.value))
+                self._rate.max_rate_hz = float(param.value)
+            elif param.name == "max_image_pixels":
+                self.max_image_pixels = int(param.value)
+            elif param.name == "ask_max_candidates":
+                self._limits.max_texts = int(param.value)
+            elif param.name == "max_text_chars":
+                self._limits.max_chars = int(param.value)
             elif param.name in DIAGNOSTIC_PARAMS:
                 setattr(self, param.name, float(param.value))
         if self.pipeline is None:
@@ -294,7 +302,7 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
                 pipeline = self.pipeline
                 if pipeline is None:  # cleaned up meanwhile: configure reads the parameter
                     return
-                _encode_texts_unlocked(pipeline, texts)  # the slow part, while frames go on
+                pipeline.encode_texts_unlocked(texts)  # the slow part, while frames go on
                 pipeline.set_banks(**{name: texts})  # under the pipeline's lock: cached now
             bank = pipeline.world.state_bank if name == "state_bank" else pipeline.world.action_bank
             self.get_logger().info(f"{name}: {len(bank)} phrases in use "
@@ -317,23 +325,20 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
             self._skipped_since_publish += lost + frames.put((msg, received_at))
 
     def _check_stamp(self, msg) -> None:
-        """A camera with zero or repeated stamps got one embedding and then
-        nothing (every later frame was 'not newer'). After REPEATED_STAMPS
-        zero or unchanged stamps in a row (one zero stamp can be a simulation
-        starting at t = 0), every frame is stamped with its arrival time (this
-        node's clock), with one warning."""
-        if not self.arrival_stamps:
-            s = stamp_to_s(msg.header.stamp)
-            self._repeats = self._repeats + 1 if s == 0.0 or s == self._last_rx_stamp else 0
-            self._last_rx_stamp = s
-            if self._repeats >= REPEATED_STAMPS:
-                self.arrival_stamps = True
-                self.get_logger().warn(
-                    f"camera stamps are {'zero' if s == 0.0 else f'repeated ({s:.9f} s, {self._repeats + 1} times)'}"
-                    ": stamping every frame with its arrival time (this node's clock) from now on; fix the "
-                    "camera driver's stamps to get capture times")
-        if self.arrival_stamps:
+        """Stamp the frame with its arrival time once the camera's own stamps
+        proved unusable (``CameraStamps``)."""
+        if warning := self._camera_stamps.check(stamp_to_s(msg.header.stamp)):
+            self.get_logger().warn(warning)
+        if self._camera_stamps.arrival:
             msg.header.stamp = self.get_clock().now().to_msg()
+
+    @property
+    def arrival_stamps(self) -> bool:
+        return self._camera_stamps.arrival
+
+    @property
+    def max_rate_hz(self) -> float:
+        return self._rate.max_rate_hz
 
     def _on_frame_error(self, e: Exception) -> None:
         self.get_logger().error(f"frame processing failed: {e!r}", throttle_duration_sec=5.0)
@@ -348,11 +353,10 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
         if pipeline is None:
             return
         stamp = self._stamps.add(msg.header.stamp)
-        if jumped_back(stamp, self._last_processed_s):
+        take, restarted = self._rate.admit(stamp)
+        if restarted:
             self.get_logger().info("camera time jumped back (bag replayed?): restarting the stream")
-            self._last_processed_s = None
-        if self.max_rate_hz > 0 and self._last_processed_s is not None and \
-                stamp - self._last_processed_s < 1.0 / self.max_rate_hz:
+        if not take:
             self.rate_skipped += 1
             self._skipped_since_publish += 1
             return
@@ -374,7 +378,7 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
             self.get_logger().warn("image stamp not newer than the previous frame; skipped "
                                    f"({self.stale} so far)", throttle_duration_sec=5.0)
             return
-        self._last_processed_s = stamp
+        self._rate.processed(stamp)
         header = msg.header  # stamp and frame_id of the newest frame, from the camera
         model_id = pipeline.model_id
         embedding = result.embedding.tolist()
@@ -410,68 +414,48 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
             f"{NODE_NAME} is {state}, not active (ros2 lifecycle set {self.get_fully_qualified_name()} ...)"
 
     def _on_predict_outcome(self, request, response):
-        if problem := self._inactive_problem():
-            response.success, response.message = False, problem
-            return response
-        if not request.action.strip():
-            response.success, response.message = False, "action is empty"
-            return response
-        if not self.pipeline.has_frames():
-            response.success, response.message = False, "no camera frame received yet"
-            return response
         candidates = list(request.candidates)
-        if any(not c.strip() for c in candidates):
-            response.success, response.message = False, "candidates must be non-empty strings"
-            return response
-        problem = self._text_problem(candidates, "candidates") or self._text_problem([request.action], "actions")
-        if problem:
-            response.success, response.message = False, problem
-            return response
-        try:
-            with self._text_lock:
-                _encode_texts_unlocked(self.pipeline, candidates)  # the slow part, while frames go on
-                ranked, stamp = self.pipeline.predict_outcome(request.action, candidates or None)
-        except NonFiniteOutput as e:
-            response.success, response.message = False, str(e)
-            return response
-        response.success = True
-        response.outcome, response.confidence = ranked.labels[0], ranked.probabilities[0]
-        response.ranked_candidates, response.scores = ranked.labels, ranked.scores
-        response.embedding = ranked.embedding.tolist()
-        response.stamp = self._stamps.get(stamp)
+        problem = self._inactive_problem() or self._limits.outcome_problem(request.action, candidates) or \
+            self._no_frame_problem()
+        if problem is None:
+            try:
+                with self._text_lock:
+                    self.pipeline.encode_texts_unlocked(candidates)  # the slow part, while frames go on
+                    ranked, stamp = self.pipeline.predict_outcome(request.action, candidates or None)
+            except NonFiniteOutput as e:
+                problem = str(e)
+        response.success, response.message = problem is None, problem or ""
+        if problem is None:
+            response.outcome, response.confidence = ranked.labels[0], ranked.probabilities[0]
+            response.ranked_candidates, response.scores = ranked.labels, ranked.scores
+            response.embedding = ranked.embedding.tolist()
+            response.stamp = self._stamps.get(stamp)
         return response
 
     def _on_ask(self, request, response):
         candidates = list(request.candidates)
         response.answer_index = -1
-        if problem := self._inactive_problem():
-            response.success, response.message = False, problem
-        elif not request.question.strip():
-            response.success, response.message = False, "question is empty"
-        elif not candidates or any(not c.strip() for c in candidates):
-            response.success, response.message = False, "give at least one candidate answer; none may be empty"
-        elif problem := (self._text_problem(candidates, "candidates")
-                         or self._text_problem([request.question], "questions")):
-            response.success, response.message = False, problem
-        elif not self.pipeline.has_frames():
-            response.success, response.message = False, "no camera frame received yet"
-        else:
+        problem = self._inactive_problem() or self._limits.ask_problem(request.question, candidates) or \
+            self._no_frame_problem()
+        if problem is None:
             try:
                 with self._text_lock:
-                    _encode_texts_unlocked(self.pipeline, candidates)  # the slow part, while frames go on
+                    self.pipeline.encode_texts_unlocked(candidates)  # the slow part, while frames go on
                     ranked, stamp = self.pipeline.ask(request.question, candidates)
             except NonFiniteOutput as e:
-                response.success, response.message = False, str(e)
-                return response
-            score = dict(zip(ranked.labels, ranked.scores))
-            prob = dict(zip(ranked.labels, ranked.probabilities))
-            response.success = True
+                problem = str(e)
+        response.success, response.message = problem is None, problem or ""
+        if problem is None:
+            score, prob = dict(zip(ranked.labels, ranked.scores)), dict(zip(ranked.labels, ranked.probabilities))
             response.answer = ranked.labels[0]
             response.answer_index = candidates.index(ranked.labels[0])
             response.scores = [score[c] for c in candidates]  # request order
             response.probabilities = [prob[c] for c in candidates]
             response.stamp = self._stamps.get(stamp)
         return response
+
+    def _no_frame_problem(self) -> str | None:
+        return None if self.pipeline.has_frames() else "no camera frame received yet"
 
     # ---- health ------------------------------------------------------------------
     @property
@@ -509,41 +493,10 @@ class PerceptionNode(ReleasingTransitions, LifecycleNode):
         self._diagnostics_pub.publish(diagnostic_array(self, f"{self.get_fully_qualified_name()}: images",
                                                        model_id, level, message, values))
 
-    def _text_problem(self, texts: list[str], kind: str) -> str | None:
-        if len(texts) > self.ask_max_candidates:
-            return f"{len(texts)} {kind} given; at most ask_max_candidates={self.ask_max_candidates}"
-        longest = max((len(t) for t in texts), default=0)
-        if longest > self.max_text_chars:
-            return f"a text of {longest} characters; at most max_text_chars={self.max_text_chars}"
-        return None
-
     def destroy_node(self):
         self._release()
         self._bank_worker.shutdown(wait=False, cancel_futures=True)
         return super().destroy_node()
-
-
-def _encode_texts_unlocked(pipeline, texts: list[str]) -> None:
-    """Run the Y-encoder's frozen trunk over ``texts`` into its per-text cache,
-    without the pipeline's lock: the frame worker keeps going meanwhile, and
-    the bank's own encoding under the lock is then only the linear head."""
-    y = getattr(getattr(pipeline.world, "model", None), "y_encoder", None)
-    if y is None or not getattr(y, "trunk_frozen", False):
-        return  # another backend, or a trainable trunk: set_banks encodes it all
-    for i in range(0, len(texts), 256):
-        y.trunk_outputs(list(texts[i:i + 256]))
-
-
-def _bound_text_cache(pipeline, megabytes: float) -> None:
-    """Cap the Y-encoder's per-text cache (model default: 500,000 texts, about
-    800 MB; ~/ask with 200 new candidates per call took perception_node from
-    684 to 2,630 MB) to ``megabytes``: entries x (one float32 vector + the text)."""
-    y = getattr(getattr(pipeline.world, "model", None), "y_encoder", None)
-    if y is None or not hasattr(y, "trunk_cache_size"):
-        return  # another backend: no such cache
-    width = y.head.in_features
-    per_entry = width * 4 + 200  # the vector + the key string and dict slot (~100 characters)
-    y.trunk_cache_size = max(1, int(megabytes * 2**20 / per_entry))
 
 
 def main(args=None) -> None:
